@@ -1,0 +1,37 @@
+"""batchgan_ext: fused PyTorch C++/CUDA kernels for batch-level GAN discriminators.
+
+Importing the package loads the compiled library, which registers the ops as
+``torch.ops.batchgan.*``; the Python modules below add their fake (meta) kernels and autograd
+formulas, and the functional and ``nn.Module`` wrappers.
+"""
+
+import json as _json
+
+import torch as _torch
+
+from . import _C  # noqa: F401  (registers torch.ops.batchgan.*)
+from .ops.mixing import (  # noqa: E402
+    batch_generator_loss,
+    bernoulli_kl_loss,
+    mix,
+    sample_mixing,
+)
+from .nn.mixing import BernoulliKLLoss, MixedBatch  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def build_info():
+    """Which backends the compiled library contains, e.g. ``{"backends": ["cpu", "cuda"], ...}``."""
+    return _json.loads(_torch.ops.batchgan._build_info())
+
+
+__all__ = [
+    "BernoulliKLLoss",
+    "MixedBatch",
+    "batch_generator_loss",
+    "bernoulli_kl_loss",
+    "build_info",
+    "mix",
+    "sample_mixing",
+]

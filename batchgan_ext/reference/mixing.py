@@ -1,0 +1,43 @@
+"""Naive pure-PyTorch references of the mixed-batch ops, written as the paper states them.
+They define correctness in the tests and the baseline in the benchmarks."""
+
+import torch
+
+__all__ = ["mix_reference", "bernoulli_kl_loss_reference"]
+
+
+def mix_reference(real, fake, beta, complement=False):
+    """Eq. 2 literally: ``m = x * beta + x~ * (1 - beta)`` (and the complement with 1 - beta)."""
+    shape = (-1,) + (1,) * (real.dim() - 1)
+    b = beta.to(real.dtype).reshape(shape)
+    mixed = real * b + fake * (1 - b)
+    if not complement:
+        return mixed
+    return mixed, real * (1 - b) + fake * b
+
+
+def bernoulli_kl_loss_reference(logits, target, mode="bgan", groups=1, reduction="mean"):
+    """Eq. 3 with D = sigmoid(.), computed in float64; eq. 13 (bgan) or eq. 14 (mbgan)."""
+    out_dtype = logits.dtype
+    logits = logits.reshape(-1).double()
+    n = logits.shape[0]
+    u = target.reshape(-1).double()
+    per_group = logits.reshape(groups, n // groups)
+    if mode == "bgan":
+        l = per_group.mean(dim=1)
+        uu = u
+    else:
+        l = per_group
+        uu = u[:, None].expand_as(per_group)
+    # u log(u/v) + (1-u) log((1-u)/(1-v)), with 0 log 0 = 0; log v = -softplus(-l).
+    kl = (
+        torch.xlogy(uu, uu)
+        - uu * (-torch.nn.functional.softplus(-l))
+        + torch.xlogy(1 - uu, 1 - uu)
+        - (1 - uu) * (-torch.nn.functional.softplus(l))
+    )
+    if reduction == "none":
+        return kl.reshape(-1).to(out_dtype)
+    if reduction == "sum":
+        return kl.sum().to(out_dtype)
+    return kl.mean().to(out_dtype)

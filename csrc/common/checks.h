@@ -1,0 +1,30 @@
+// Argument checks shared by every op. Each error names the argument and what was expected,
+// the way torchvision's ops do, so bad input is a clear Python RuntimeError, never a crash.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+namespace batchgan {
+
+inline bool is_supported_float(at::ScalarType t) {
+  return t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16;
+}
+
+inline void check_float_tensor(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.defined(), name, ": expected a tensor, got None");
+  TORCH_CHECK(is_supported_float(t.scalar_type()), name,
+              ": expected a float32, float64, float16 or bfloat16 tensor, got ", t.scalar_type());
+}
+
+inline void check_same_device(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
+  TORCH_CHECK(a.device() == b.device(), b_name, ": expected a tensor on the same device as ", a_name, " (",
+              a.device(), "), got one on ", b.device());
+}
+
+inline void check_device_type(const at::Tensor& t, const char* name, c10::DeviceType expected) {
+  TORCH_CHECK(t.device().type() == expected, name, ": expected a ", c10::DeviceTypeName(expected),
+              " tensor, got one on ", t.device());
+}
+
+}  // namespace batchgan

@@ -1,0 +1,48 @@
+// Grid/block configuration of every CUDA kernel, computed by host functions that the real
+// .cu launchers and the CPU emulator both call, so the emulated launch is the real launch.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include <c10/util/Exception.h>
+
+namespace batchgan {
+
+struct LaunchConfig {
+  unsigned grid[3] = {1, 1, 1};
+  unsigned block[3] = {1, 1, 1};
+};
+
+// Threads per block of the elementwise kernels. A multiple of the warp size (the warp
+// reductions assume full warps).
+constexpr int kElementwiseThreads = 256;
+// Threads per block of the kernels that reduce one batch group per block.
+constexpr int kReductionThreads = 256;
+constexpr int kWarpSize = 32;
+// A grid-stride loop covers any size; more blocks than this buys nothing on current GPUs
+// and would only make emulated launches slower.
+constexpr int64_t kMaxElementwiseBlocks = 4096;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// One thread per element, grid-stride loop beyond kMaxElementwiseBlocks blocks.
+// numel must be positive: launchers return early on empty tensors (CUDA rejects empty grids).
+inline LaunchConfig elementwise_launch_config(int64_t numel) {
+  TORCH_CHECK(numel > 0, "batchgan internal error: elementwise launch of an empty range");
+  LaunchConfig cfg;
+  cfg.block[0] = kElementwiseThreads;
+  cfg.grid[0] = static_cast<unsigned>(std::min(ceil_div(numel, kElementwiseThreads), kMaxElementwiseBlocks));
+  return cfg;
+}
+
+// One block per batch group; the block's threads stride over the group's samples.
+inline LaunchConfig per_group_launch_config(int64_t groups) {
+  TORCH_CHECK(groups > 0 && groups <= 2147483647, "batchgan internal error: bad group count ", groups);
+  LaunchConfig cfg;
+  cfg.block[0] = kReductionThreads;
+  cfg.grid[0] = static_cast<unsigned>(groups);
+  return cfg;
+}
+
+}  // namespace batchgan

@@ -1,0 +1,102 @@
+// CPU kernels of `bernoulli_kl_loss`: groups in parallel, samples of a group in order.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "ops/bernoulli_kl/bernoulli_kl.h"
+
+namespace batchgan {
+namespace {
+
+// Samples of work below which a task is not worth a thread.
+constexpr int64_t kKLGrainSamples = 4096;
+
+int64_t group_grain(int64_t group_size) { return std::max<int64_t>(1, kKLGrainSamples / group_size); }
+
+at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
+                                 int64_t groups, c10::string_view reduction) {
+  check_device_type(logits, "logits", c10::DeviceType::CPU);
+  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction);
+  at::Tensor group_total = at::empty({in.groups}, logits.options().dtype(in.acc_type));
+  const bool per_sample_out = in.mode == KLMode::kMbgan && in.reduction == Reduction::kNone;
+  at::Tensor per_sample = per_sample_out ? at::empty({in.batch}, logits.options()) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "bernoulli_kl_loss_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* l = in.logits.const_data_ptr<scalar_t>();
+    const acc_t* u = in.target.const_data_ptr<acc_t>();
+    acc_t* totals = group_total.mutable_data_ptr<acc_t>();
+    scalar_t* per = per_sample_out ? per_sample.mutable_data_ptr<scalar_t>() : nullptr;
+    const int64_t n = in.group_size;
+    at::parallel_for(0, in.groups, group_grain(n), [&](int64_t begin, int64_t end) {
+      for (int64_t g = begin; g < end; ++g) {
+        acc_t acc = 0;
+        for (int64_t i = g * n; i < (g + 1) * n; ++i) {
+          const acc_t li = static_cast<acc_t>(l[i]);
+          if (in.mode == KLMode::kBgan) {
+            acc += li;
+          } else {
+            const acc_t kl = bernoulli_kl_from_logit(li, u[g]);
+            if (per) per[i] = static_cast<scalar_t>(kl);
+            acc += kl;
+          }
+        }
+        totals[g] = bernoulli_kl_group_total(in.mode, acc, n, u[g]);
+      }
+    });
+  });
+  return kl_finish_forward(in, group_total, per_sample, logits.scalar_type());
+}
+
+std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& logits,
+                                                                  const at::Tensor& target, c10::string_view mode,
+                                                                  int64_t groups, c10::string_view reduction) {
+  check_device_type(logits, "logits", c10::DeviceType::CPU);
+  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction);
+  const KLGradAccess access = kl_check_grad(in, grad);
+  const at::Tensor grad_c = grad.reshape({-1}).to(in.acc_type).contiguous();
+  at::Tensor grad_logits = at::empty({in.batch}, logits.options());
+  at::Tensor grad_target = at::empty({in.groups}, logits.options().dtype(in.acc_type));
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, logits.scalar_type(), "bernoulli_kl_loss_backward_cpu", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const scalar_t* l = in.logits.const_data_ptr<scalar_t>();
+        const acc_t* u = in.target.const_data_ptr<acc_t>();
+        const acc_t* go = grad_c.const_data_ptr<acc_t>();
+        scalar_t* gl = grad_logits.mutable_data_ptr<scalar_t>();
+        acc_t* gt = grad_target.mutable_data_ptr<acc_t>();
+        const int64_t n = in.group_size;
+        const acc_t scale = static_cast<acc_t>(access.scale);
+        at::parallel_for(0, in.groups, group_grain(n), [&](int64_t begin, int64_t end) {
+          for (int64_t g = begin; g < end; ++g) {
+            if (in.mode == KLMode::kBgan) {
+              acc_t sum = 0;
+              for (int64_t i = g * n; i < (g + 1) * n; ++i) sum += static_cast<acc_t>(l[i]);
+              const acc_t mean = sum / static_cast<acc_t>(n);
+              const acc_t gg = go[g * access.stride] * scale;
+              const acc_t per_logit = gg * bernoulli_kl_grad_logit(mean, u[g]) / static_cast<acc_t>(n);
+              for (int64_t i = g * n; i < (g + 1) * n; ++i) gl[i] = static_cast<scalar_t>(per_logit);
+              gt[g] = gg * bernoulli_kl_grad_target(mean, u[g]);
+            } else {
+              acc_t acc = 0;
+              for (int64_t i = g * n; i < (g + 1) * n; ++i) {
+                const acc_t li = static_cast<acc_t>(l[i]);
+                const acc_t gi = go[i * access.stride] * scale;
+                gl[i] = static_cast<scalar_t>(gi * bernoulli_kl_grad_logit(li, u[g]));
+                acc += gi * bernoulli_kl_grad_target(li, u[g]);
+              }
+              gt[g] = acc;
+            }
+          }
+        });
+      });
+  return {grad_logits.view(logits.sizes()), grad_target.to(target.scalar_type()).view(target.sizes())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
+  m.impl("bernoulli_kl_loss", &bernoulli_kl_loss_cpu);
+  m.impl("bernoulli_kl_loss_backward", &bernoulli_kl_loss_backward_cpu);
+}
+
+}  // namespace batchgan

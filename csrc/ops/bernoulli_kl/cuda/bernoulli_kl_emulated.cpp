@@ -1,0 +1,32 @@
+// The CUDA kernels of `bernoulli_kl_loss` compiled by the host compiler against the CPU
+// emulator, registered as torch.ops.batchgan_emulated.bernoulli_kl_loss* for the tests.
+#include <torch/library.h>
+
+#include "ops/bernoulli_kl/bernoulli_kl_schema.h"
+#include "ops/bernoulli_kl/cuda/bernoulli_kl_kernels.cuh"
+
+namespace batchgan {
+namespace {
+
+at::Tensor bernoulli_kl_loss_emulated(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
+                                      int64_t groups, c10::string_view reduction) {
+  check_device_type(logits, "logits", c10::DeviceType::CPU);
+  return cuda::bernoulli_kl_loss_device(logits, target, mode, groups, reduction);
+}
+
+std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_emulated(const at::Tensor& grad,
+                                                                       const at::Tensor& logits,
+                                                                       const at::Tensor& target, c10::string_view mode,
+                                                                       int64_t groups, c10::string_view reduction) {
+  check_device_type(logits, "logits", c10::DeviceType::CPU);
+  return cuda::bernoulli_kl_loss_backward_device(grad, logits, target, mode, groups, reduction);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
+  m.def(kBernoulliKLLossSchema, &bernoulli_kl_loss_emulated);
+  m.def(kBernoulliKLLossBackwardSchema, &bernoulli_kl_loss_backward_emulated);
+}
+
+}  // namespace batchgan

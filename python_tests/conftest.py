@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+import batchgan_ext  # noqa: F401  (registers torch.ops.batchgan.*)
+
+FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+# Comparison tolerances per dtype for results that are computed in float32 or better and
+# rounded once to the output dtype.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=1e-5, atol=1e-6),
+    torch.float16: dict(rtol=1e-3, atol=1e-3),
+    torch.bfloat16: dict(rtol=1e-2, atol=1e-2),
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def emulated():
+    """torch.ops.batchgan_emulated: the CUDA kernels executed by the CPU emulator."""
+    import batchgan_ext._emulated  # noqa: F401
+
+    return torch.ops.batchgan_emulated

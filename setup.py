@@ -1,0 +1,161 @@
+"""Build of batchgan_ext: CPU kernels always, CUDA kernels when a CUDA build of torch and nvcc
+are present (pytorch_scatter's approach), plus the emulated-CUDA test module.
+
+Switches (environment variables):
+  BATCHGAN_FORCE_CPU=1     build the CPU kernels only, even where CUDA could be built.
+  BATCHGAN_FORCE_CUDA=1    build the CUDA kernels or fail (no silent CPU-only fallback).
+  BATCHGAN_BUILD_EMULATED=0  skip batchgan_ext._emulated (the CUDA kernels compiled for the
+                           CPU emulator; the tests need it). Default: built.
+  TORCH_CUDA_ARCH_LIST     GPU targets, default "8.0;9.0+PTX" (sm_80, sm_90 and PTX).
+  CUDA_HOME                CUDA toolkit; default: found from nvcc on PATH or /usr/local/cuda.
+  MAX_JOBS                 parallel compile jobs (ninja).
+"""
+
+import glob
+import os
+import shutil
+import sys
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name, default="0"):
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _find_cuda_home():
+    """The toolkit root: nvcc on PATH may be a wrapper script outside it (/usr/local/bin/nvcc)."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    candidates = []
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates.append("/usr/local/cuda")
+    for home in candidates:
+        if os.path.exists(os.path.join(home, "include", "cuda_runtime.h")) and os.path.exists(
+            os.path.join(home, "bin", "nvcc")
+        ):
+            return home
+    return None
+
+
+_cuda_home = _find_cuda_home()
+if _cuda_home:
+    # torch.utils.cpp_extension reads CUDA_HOME when it is imported.
+    os.environ["CUDA_HOME"] = _cuda_home
+
+import torch  # noqa: E402
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+
+def _nvidia_wheel_include_dirs():
+    """Headers that torch's CUDA headers include (cusparse.h, cublas_v2.h, cudnn.h) ship in the
+    nvidia-* wheels torch depends on, not necessarily in the toolkit."""
+    try:
+        import nvidia  # namespace package installed with CUDA builds of torch
+    except ImportError:
+        return []
+    dirs = []
+    for base in list(nvidia.__path__):
+        dirs += sorted(glob.glob(os.path.join(base, "*", "include")))
+    return dirs
+
+
+def resolve_configuration():
+    force_cpu = _flag("BATCHGAN_FORCE_CPU")
+    force_cuda = _flag("BATCHGAN_FORCE_CUDA")
+    if force_cpu and force_cuda:
+        sys.exit("batchgan_ext: BATCHGAN_FORCE_CPU and BATCHGAN_FORCE_CUDA are both set; choose one.")
+    torch_cuda = torch.version.cuda
+    reasons = []
+    if torch_cuda is None:
+        reasons.append("torch %s is a CPU-only build" % torch.__version__)
+    if _cuda_home is None:
+        reasons.append("no CUDA toolkit (nvcc) found; set CUDA_HOME")
+    if force_cuda and reasons:
+        sys.exit("batchgan_ext: BATCHGAN_FORCE_CUDA=1 but CUDA kernels cannot be built: " + "; ".join(reasons))
+    with_cuda = not force_cpu and not reasons
+    if force_cpu:
+        reasons = ["BATCHGAN_FORCE_CPU=1"]
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+    config = {
+        "with_cuda": with_cuda,
+        "torch": torch.__version__,
+        "torch_cuda": torch_cuda,
+        "cuda_home": _cuda_home,
+        "arch_list": os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else None,
+        "emulated": _flag("BATCHGAN_BUILD_EMULATED", "1"),
+    }
+    print("[batchgan_ext] build configuration:")
+    print("[batchgan_ext]   backends: cpu%s" % (", cuda" if with_cuda else ""))
+    if not with_cuda:
+        print("[batchgan_ext]   cuda kernels skipped: %s" % "; ".join(reasons))
+    for key in ("torch", "torch_cuda", "cuda_home", "arch_list", "emulated"):
+        print("[batchgan_ext]   %s: %s" % (key, config[key]))
+    return config
+
+
+def _sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern), recursive=True))
+
+
+def extensions(config):
+    include_dirs = [os.path.join(ROOT, "csrc")]
+    # -g0: no debug info (Python's own CFLAGS carry -g), for smaller objects and faster builds.
+    cxx_flags = ["-O3", "-g0", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    # at::parallel_for is inlined into our kernels and parallelises with OpenMP only when
+    # this translation unit is compiled with it; torch ships its own libgomp.
+    link_args = ["-fopenmp"]
+    sources = _sources("csrc/*.cpp") + _sources("csrc/ops/*/*.cpp") + _sources("csrc/ops/*/cpu/*.cpp")
+    define_macros = []
+    if config["with_cuda"]:
+        sources += _sources("csrc/ops/*/cuda/*.cu")
+        define_macros += [("WITH_CUDA", None), ("BATCHGAN_CUDA_VERSION", '"%s"' % torch.version.cuda)]
+        include_dirs += _nvidia_wheel_include_dirs()
+        ext = CUDAExtension(
+            "batchgan_ext._C",
+            sources,
+            include_dirs=include_dirs,
+            define_macros=define_macros,
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]},
+            extra_link_args=link_args,
+        )
+    else:
+        ext = CppExtension(
+            "batchgan_ext._C",
+            sources,
+            include_dirs=include_dirs,
+            define_macros=define_macros,
+            extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=link_args,
+        )
+    exts = [ext]
+    if config["emulated"]:
+        exts.append(
+            CppExtension(
+                "batchgan_ext._emulated",
+                _sources("csrc/emulated/*.cpp") + _sources("csrc/ops/*/cuda/*_emulated.cpp"),
+                include_dirs=[os.path.join(ROOT, "csrc")],
+                extra_compile_args={"cxx": ["-O2", "-g0", "-pthread", "-Wall", "-Wno-unknown-pragmas"]},
+                extra_link_args=["-pthread"],
+            )
+        )
+    return exts
+
+
+config = resolve_configuration()
+
+setup(
+    name="batchgan_ext",
+    version="0.1.0",
+    description="Fused PyTorch C++/CUDA kernels for batch-level GAN discriminators",
+    packages=find_packages(include=["batchgan_ext", "batchgan_ext.*"]),
+    ext_modules=extensions(config),
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    python_requires=">=3.9",
+    install_requires=["torch", "numpy"],
+    entry_points={"console_scripts": []},
+)
