@@ -1,0 +1,107 @@
+"""Shared benchmark utilities: median timings measured side by side, peak memory of torch's
+CPU allocations, and a table printer / JSON writer. Timings on a shared machine are noisy:
+compare ratios measured in one run, report medians."""
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, min_seconds: float = 0.0) -> float:
+    """Median wall time of fn() in seconds, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    start_all = time.perf_counter()
+    while len(times) < repeat or (time.perf_counter() - start_all) < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 10 * repeat:
+            break
+    return statistics.median(times)
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 3, rounds: int = 15) -> Dict[str, float]:
+    """Median times of several candidates measured round-robin, so that machine noise hits all
+    of them alike and their ratios stay meaningful."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def peak_memory_bytes(fn: Callable[[], object]) -> int:
+    """Peak of the bytes torch allocated on the CPU while fn() ran, above what was allocated
+    before it: reconstructed from the profiler's allocation and free events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.events() if e.name == "[memory]"]
+    events.sort(key=lambda e: e.time_range.start)
+    current = peak = 0
+    for e in events:
+        current += e.cpu_memory_usage
+        peak = max(peak, current)
+    return peak
+
+
+def format_time(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def format_bytes(n: Optional[int]) -> str:
+    if n is None:
+        return "-"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def print_table(title: str, columns: List[str], rows: List[List[str]]) -> None:
+    widths = [max(len(c), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    print(f"\n## {title}")
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+
+
+def machine_info() -> dict:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_json(name: str, payload: dict) -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump({"machine": machine_info(), **payload}, f, indent=2)
+    print(f"\nwrote {path}")
+    return path
