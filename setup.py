@@ -109,7 +109,12 @@ def extensions(config):
     # at::parallel_for is inlined into our kernels and parallelises with OpenMP only when
     # this translation unit is compiled with it; torch ships its own libgomp.
     link_args = ["-fopenmp"]
-    sources = _sources("csrc/*.cpp") + _sources("csrc/ops/*/*.cpp") + _sources("csrc/ops/*/cpu/*.cpp")
+    sources = (
+        _sources("csrc/*.cpp")
+        + _sources("csrc/ops/*/*.cpp")
+        + _sources("csrc/ops/*/cpu/*.cpp")
+        + _sources("csrc/ops/*/autograd/*.cpp")
+    )
     define_macros = []
     if config["with_cuda"]:
         sources += _sources("csrc/ops/*/cuda/*.cu")

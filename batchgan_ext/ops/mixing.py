@@ -2,8 +2,9 @@
 and fake samples, and the Bernoulli-KL loss on the predicted ratio of real samples.
 
 The kernels are ``torch.ops.batchgan.mix`` and ``torch.ops.batchgan.bernoulli_kl_loss``
-(csrc/ops/mix, csrc/ops/bernoulli_kl); this module registers their fake kernels (shape
-inference for torch.compile) and autograd formulas, and wraps them for users.
+(csrc/ops/mix, csrc/ops/bernoulli_kl), with their autograd in C++ (the ops' autograd/ folders);
+this module registers their fake kernels (shape inference for torch.compile) and wraps them
+for users.
 """
 
 from typing import Optional, Tuple, Union
@@ -91,42 +92,8 @@ def _mix_backward_fake(grad, beta, complement):
     return tuple(torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=fmt) for _ in range(2))
 
 
-def _mix_setup_context(ctx, inputs, output):
-    _, _, beta, complement = inputs
-    ctx.save_for_backward(beta)
-    ctx.complement = complement
-
-
-def _mix_backward(ctx, grad):
-    (beta,) = ctx.saved_tensors
-    grad_real, grad_fake = torch.ops.batchgan.mix_backward(grad, beta, ctx.complement)
-    return grad_real, grad_fake, None, None
-
-
-torch.library.register_autograd("batchgan::mix", _mix_backward, setup_context=_mix_setup_context)
-
-
-def _mix_backward_setup_context(ctx, inputs, output):
-    grad, beta, complement = inputs
-    ctx.save_for_backward(beta)
-    ctx.complement = complement
-
-
-def _mix_backward_backward(ctx, grad_grad_real, grad_grad_fake):
-    # mix_backward is linear in grad, and its adjoint is mix itself.
-    (beta,) = ctx.saved_tensors
-    if grad_grad_real is None and grad_grad_fake is None:
-        return None, None, None
-    if grad_grad_real is None:
-        grad_grad_real = torch.zeros_like(grad_grad_fake)
-    if grad_grad_fake is None:
-        grad_grad_fake = torch.zeros_like(grad_grad_real)
-    return torch.ops.batchgan.mix(grad_grad_real, grad_grad_fake, beta, ctx.complement), None, None
-
-
-torch.library.register_autograd(
-    "batchgan::mix_backward", _mix_backward_backward, setup_context=_mix_backward_setup_context
-)
+# Autograd of mix and mix_backward: C++ kernels on the Autograd key
+# (csrc/ops/mix/autograd/mix_autograd.cpp).
 
 
 def mix(
@@ -177,19 +144,7 @@ def _bernoulli_kl_loss_backward_fake(grad, logits, target, mode, groups, reducti
     )
 
 
-def _kl_setup_context(ctx, inputs, output):
-    logits, target, mode, groups, reduction = inputs
-    ctx.save_for_backward(logits, target)
-    ctx.args = (mode, groups, reduction)
-
-
-def _kl_backward(ctx, grad):
-    logits, target = ctx.saved_tensors
-    grad_logits, grad_target = torch.ops.batchgan.bernoulli_kl_loss_backward(grad, logits, target, *ctx.args)
-    return grad_logits, (grad_target if ctx.needs_input_grad[1] else None), None, None, None
-
-
-torch.library.register_autograd("batchgan::bernoulli_kl_loss", _kl_backward, setup_context=_kl_setup_context)
+# Autograd: csrc/ops/bernoulli_kl/autograd/bernoulli_kl_autograd.cpp.
 
 
 def bernoulli_kl_loss(

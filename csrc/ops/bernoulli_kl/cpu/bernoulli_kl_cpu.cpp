@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <atomic>
+
 #include "ops/bernoulli_kl/bernoulli_kl.h"
 
 namespace batchgan {
@@ -16,8 +18,10 @@ int64_t group_grain(int64_t group_size) { return std::max<int64_t>(1, kKLGrainSa
 at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
                                  int64_t groups, c10::string_view reduction) {
   check_device_type(logits, "logits", c10::DeviceType::CPU);
-  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction);
+  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction, /*check_target_range=*/false);
   at::Tensor group_total = at::empty({in.groups}, logits.options().dtype(in.acc_type));
+  at::Tensor result;
+  std::atomic<bool> target_in_range{true};
   const bool per_sample_out = in.mode == KLMode::kMbgan && in.reduction == Reduction::kNone;
   at::Tensor per_sample = per_sample_out ? at::empty({in.batch}, logits.options()) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "bernoulli_kl_loss_cpu", [&] {
@@ -29,6 +33,7 @@ at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& tar
     const int64_t n = in.group_size;
     at::parallel_for(0, in.groups, group_grain(n), [&](int64_t begin, int64_t end) {
       for (int64_t g = begin; g < end; ++g) {
+        if (!kl_target_in_range(u[g])) target_in_range = false;
         acc_t acc = 0;
         for (int64_t i = g * n; i < (g + 1) * n; ++i) {
           const acc_t li = static_cast<acc_t>(l[i]);
@@ -43,15 +48,26 @@ at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& tar
         totals[g] = bernoulli_kl_group_total(in.mode, acc, n, u[g]);
       }
     });
+    kl_check_target_range(target_in_range);
+    if (in.reduction != Reduction::kNone) {
+      // The scalar directly, without further ATen reductions (this op runs every step).
+      acc_t total = 0;
+      for (int64_t g = 0; g < in.groups; ++g) total += totals[g];
+      if (in.reduction == Reduction::kMean) {
+        total /= static_cast<acc_t>(in.mode == KLMode::kBgan ? in.groups : in.batch);
+      }
+      result = at::scalar_tensor(static_cast<double>(total), logits.options());
+    }
   });
-  return kl_finish_forward(in, group_total, per_sample, logits.scalar_type());
+  return result.defined() ? result : kl_finish_forward(in, group_total, per_sample, logits.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& logits,
                                                                   const at::Tensor& target, c10::string_view mode,
                                                                   int64_t groups, c10::string_view reduction) {
   check_device_type(logits, "logits", c10::DeviceType::CPU);
-  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction);
+  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction, /*check_target_range=*/false);
+  std::atomic<bool> target_in_range{true};
   const KLGradAccess access = kl_check_grad(in, grad);
   const at::Tensor grad_c = grad.reshape({-1}).to(in.acc_type).contiguous();
   at::Tensor grad_logits = at::empty({in.batch}, logits.options());
@@ -68,6 +84,7 @@ std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tens
         const acc_t scale = static_cast<acc_t>(access.scale);
         at::parallel_for(0, in.groups, group_grain(n), [&](int64_t begin, int64_t end) {
           for (int64_t g = begin; g < end; ++g) {
+            if (!kl_target_in_range(u[g])) target_in_range = false;
             if (in.mode == KLMode::kBgan) {
               acc_t sum = 0;
               for (int64_t i = g * n; i < (g + 1) * n; ++i) sum += static_cast<acc_t>(l[i]);
@@ -89,6 +106,7 @@ std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tens
           }
         });
       });
+  kl_check_target_range(target_in_range);
   return {grad_logits.view(logits.sizes()), grad_target.to(target.scalar_type()).view(target.sizes())};
 }
 
