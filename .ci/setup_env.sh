@@ -1,0 +1,39 @@
+# Sourced by .ci/run and benchmarks/run_main.sh: creates .venv (if missing), installs the
+# dependencies and builds + installs batchgan_ext from a clean build directory.
+# Variables:
+#   BATCHGAN_TORCH   torch requirement (default torch==2.14.1, the CUDA 13.0 build; a CPU
+#                    build such as torch==2.13.0 works too, then only CPU kernels are built)
+#   BATCHGAN_FORCE_CPU / BATCHGAN_FORCE_CUDA   see setup.py
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+VENV="$REPO_ROOT/.venv"
+PY="$VENV/bin/python"
+TORCH_REQ="${BATCHGAN_TORCH:-torch==2.14.1}"
+
+echo "[setup] $(date '+%H:%M:%S') python venv at $VENV"
+if [ ! -x "$PY" ]; then
+  python3 -m venv "$VENV"
+fi
+"$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+echo "[setup] $(date '+%H:%M:%S') installing $TORCH_REQ and the build/test dependencies"
+"$PY" -m pip install -q "$TORCH_REQ" numpy pytest pybind11 ninja setuptools wheel matplotlib tqdm
+
+# The CUDA toolkit root: nvcc on PATH may be a wrapper outside it.
+if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export CUDA_HOME=/usr/local/cuda
+fi
+export MAX_JOBS="${MAX_JOBS:-2}"
+echo "[setup] $(date '+%H:%M:%S') building batchgan_ext (clean build directory)"
+rm -rf "$REPO_ROOT/build"
+"$PY" -m pip uninstall -q -y batchgan_ext >/dev/null 2>&1 || true
+BUILD_LOG="$VENV/batchgan_build.log"
+if ! "$PY" -m pip install -v --no-build-isolation --no-deps . > "$BUILD_LOG" 2>&1; then
+  tail -n 150 "$BUILD_LOG"
+  echo "[setup] building batchgan_ext FAILED (full log: $BUILD_LOG)"
+  exit 1
+fi
+grep -E "^\[batchgan_ext\]" "$BUILD_LOG" || true
+# Fail here, with the build log's verdict, if the extension did not build or import.
+(cd / && "$PY" -c "import batchgan_ext, json; print('[setup] build_info:', json.dumps(batchgan_ext.build_info()))")
+echo "[setup] $(date '+%H:%M:%S') done"
