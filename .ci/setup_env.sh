@@ -17,7 +17,9 @@ if [ ! -x "$PY" ]; then
 fi
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 echo "[setup] $(date '+%H:%M:%S') installing $TORCH_REQ and the build/test dependencies"
-"$PY" -m pip install -q "$TORCH_REQ" numpy pytest pybind11 ninja setuptools wheel matplotlib tqdm
+# (pip's notes about this machine's unused local index folders are filtered out)
+{ "$PY" -m pip install -q "$TORCH_REQ" numpy pytest pybind11 ninja setuptools wheel matplotlib tqdm 2>&1; } \
+  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # The CUDA toolkit root: nvcc on PATH may be a wrapper outside it.
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
@@ -33,7 +35,8 @@ if ! "$PY" -m pip install -v --no-build-isolation --no-deps . > "$BUILD_LOG" 2>&
   echo "[setup] building batchgan_ext FAILED (full log: $BUILD_LOG)"
   exit 1
 fi
-grep -E "^\[batchgan_ext\]" "$BUILD_LOG" || true
+# The resolved build configuration (setup.py prints it once per build hook).
+grep -E "^\s*\[batchgan_ext\]" "$BUILD_LOG" | sed 's/^ *//' | awk '!seen[$0]++' || true
 # Fail here, with the build log's verdict, if the extension did not build or import.
 (cd / && "$PY" -c "import batchgan_ext, json; print('[setup] build_info:', json.dumps(batchgan_ext.build_info()))")
 echo "[setup] $(date '+%H:%M:%S') done"
