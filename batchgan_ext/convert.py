@@ -60,11 +60,19 @@ def _convert_layer(layer, set_size, activation="identity", negative_slope=0.01):
     return new
 
 
+def _plain_product_layer(module):
+    """nn.Conv2d / nn.Linear themselves (parametrize makes a subclass on the fly), not other subclasses."""
+    cls = type(module)
+    if parametrize.is_parametrized(module):
+        cls = cls.__bases__[0]
+    return cls in (nn.Conv2d, nn.Linear)
+
+
 def _convert_children(module, set_size):
     children = list(module.named_children())
     sequential = isinstance(module, nn.Sequential)
     for i, (name, child) in enumerate(children):
-        if isinstance(child, (nn.Conv2d, nn.Linear)) and type(child) in (nn.Conv2d, nn.Linear):
+        if _plain_product_layer(child):
             # In a Sequential, fuse a following ReLU/LeakyReLU into the layer's epilogue.
             fused = _fusable(children[i + 1][1]) if sequential and i + 1 < len(children) else None
             if fused is not None:
@@ -94,7 +102,7 @@ def make_equivariant(discriminator: nn.Module, set_size: int) -> nn.Module:
     if not isinstance(discriminator, nn.Module):
         raise ValueError(f"discriminator: expected an nn.Module, got {type(discriminator).__name__}")
     body = copy.deepcopy(discriminator)
-    if type(body) in (nn.Conv2d, nn.Linear):
+    if _plain_product_layer(body):
         body = _convert_layer(body, set_size)
     else:
         _convert_children(body, set_size)
