@@ -61,6 +61,8 @@ inline Activation parse_activation(c10::string_view activation, double negative_
   // The backward reads act' off the output, which needs y > 0 <=> z > 0 (equivariant_math.h).
   TORCH_CHECK(act != Activation::kLeakyRelu || (std::isfinite(negative_slope) && negative_slope >= 0.0),
               "negative_slope: expected a finite value >= 0, got ", negative_slope);
+  // leaky_relu with slope 0 is relu; the relu path avoids 0 * inf in the blended formulas.
+  if (act == Activation::kLeakyRelu && negative_slope == 0.0) act = Activation::kRelu;
   return act;
 }
 
