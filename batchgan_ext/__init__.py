@@ -17,6 +17,9 @@ from .ops.mixing import (  # noqa: E402
     sample_mixing,
 )
 from .nn.mixing import BernoulliKLLoss, MixedBatch  # noqa: E402
+from .ops.equivariant import equivariant_conv2d, equivariant_linear, set_mean  # noqa: E402
+from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean  # noqa: E402
+from .convert import make_equivariant  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -28,10 +31,17 @@ def build_info():
 
 __all__ = [
     "BernoulliKLLoss",
+    "EquivariantConv2d",
+    "EquivariantLinear",
     "MixedBatch",
+    "SetMean",
     "batch_generator_loss",
     "bernoulli_kl_loss",
     "build_info",
+    "equivariant_conv2d",
+    "equivariant_linear",
+    "make_equivariant",
     "mix",
     "sample_mixing",
+    "set_mean",
 ]

@@ -1,0 +1,164 @@
+"""nn.Module wrappers of the permutation-equivariant layers (BGAN paper, section 4)."""
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..ops.equivariant import ACTIVATIONS, _pair, equivariant_conv2d, equivariant_linear, set_mean
+
+__all__ = ["EquivariantConv2d", "EquivariantLinear", "SetMean"]
+
+
+def _positive_or_none(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer or None, got {value!r}")
+    return value
+
+
+class _SetCount:
+    """How a module turns the batch size into a set count: ``set_size`` samples per set,
+    ``groups`` sets, or (neither) the whole batch as one set."""
+
+    def _init_sets(self, set_size, groups):
+        set_size = _positive_or_none(set_size, "set_size")
+        groups = _positive_or_none(groups, "groups")
+        if set_size is not None and groups is not None:
+            raise ValueError("set_size, groups: give at most one of them (samples per set, or number of sets)")
+        self.set_size = set_size
+        self.groups = groups
+
+    def _groups_for(self, batch: int) -> int:
+        if self.set_size is not None:
+            if batch % self.set_size != 0:
+                raise ValueError(
+                    f"set_size: the batch of {batch} samples does not split into sets of {self.set_size}"
+                )
+            return max(batch // self.set_size, 1)  # an empty batch is reported by the op
+        return self.groups if self.groups is not None else 1
+
+    def _sets_repr(self):
+        if self.set_size is not None:
+            return f"set_size={self.set_size}"
+        if self.groups is not None:
+            return f"groups={self.groups}"
+        return "one set"
+
+
+def _check_activation(activation, negative_slope):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    if not (math.isfinite(negative_slope) and negative_slope >= 0):
+        raise ValueError(f"negative_slope: expected a finite value >= 0, got {negative_slope!r}")
+
+
+class _EquivariantLayer(nn.Module, _SetCount):
+    def _init_weights(self, set_size: Optional[int]):
+        """nn.Conv2d / nn.Linear's init for Lambda, Gamma and bias, then the reweighting of
+        section 4.3: Lambda~ = S/(S+1) Lambda, Gamma~ = 1/(S+1) Gamma, so that at the start rho(x)
+        weighs like one more sample of the set. S is ``set_size`` when given; with ``groups`` or
+        one whole-batch set the set size is unknown before the first batch and S = 1 is used
+        (Lambda/2, Gamma/2); call ``reset_parameters(set_size=S)`` to initialise for a known S."""
+        s = float(set_size if set_size is not None else 1)
+        with torch.no_grad():
+            for w in (self.weight, self.weight_gamma):
+                nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+            if self.bias is not None:
+                fan_in = self.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                nn.init.uniform_(self.bias, -bound, bound)
+            self.weight.mul_(s / (s + 1))
+            self.weight_gamma.mul_(1 / (s + 1))
+
+    def reset_parameters(self, set_size: Optional[int] = None) -> None:
+        self._init_weights(set_size if set_size is not None else self.set_size)
+
+
+class EquivariantConv2d(_EquivariantLayer):
+    """``y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma))`` (eq. 12).
+
+    nn.Conv2d's constructor (no channel groups, zero padding) plus:
+      - ``set_size``: samples per set; at forward the batch of N is N // set_size sets (N must
+        be divisible). ``groups``: a fixed number of sets instead. Neither: the batch is one set.
+      - ``activation``: 'identity', 'relu' or 'leaky_relu' (``negative_slope`` >= 0), fused.
+    Parameters: ``weight`` (Lambda) and ``weight_gamma`` (Gamma), both (C_out, C_in, kh, kw),
+    and ``bias`` (C_out,). Works under spectral_norm applied to weight and weight_gamma.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
+                 set_size=None, groups=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
+        super().__init__()
+        self._init_sets(set_size, groups)
+        _check_activation(activation, negative_slope)
+        factory = dict(device=device, dtype=dtype)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        self.activation = activation
+        self.negative_slope = float(negative_slope)
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = nn.Parameter(torch.empty(shape, **factory))
+        self.weight_gamma = nn.Parameter(torch.empty(shape, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return equivariant_conv2d(x, self.weight, self.weight_gamma, self.bias, self.stride, self.padding,
+                                  self.dilation, self._groups_for(x.shape[0]), self.activation, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, "
+                f"{self._sets_repr()}, activation={self.activation!r}"
+                + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""))
+
+
+class EquivariantLinear(_EquivariantLayer):
+    """``y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T)`` (eq. 12) on (N, F).
+    nn.Linear's constructor plus ``set_size``/``groups``/``activation`` as in
+    :class:`EquivariantConv2d`."""
+
+    def __init__(self, in_features, out_features, bias=True, *, set_size=None, groups=None,
+                 activation="identity", negative_slope=0.01, device=None, dtype=None):
+        super().__init__()
+        self._init_sets(set_size, groups)
+        _check_activation(activation, negative_slope)
+        factory = dict(device=device, dtype=dtype)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.negative_slope = float(negative_slope)
+        self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory))
+        self.weight_gamma = nn.Parameter(torch.empty((out_features, in_features), **factory))
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return equivariant_linear(x, self.weight, self.weight_gamma, self.bias, self._groups_for(x.shape[0]),
+                                  self.activation, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"{self._sets_repr()}, activation={self.activation!r}"
+                + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""))
+
+
+class SetMean(nn.Module, _SetCount):
+    """The invariant reduction of eq. 10: mean over each set, (N, ...) -> (G, ...), with sets
+    given by ``set_size`` or ``groups`` as in :class:`EquivariantConv2d`."""
+
+    def __init__(self, set_size: Optional[int] = None, groups: Optional[int] = None):
+        super().__init__()
+        self._init_sets(set_size, groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return set_mean(x, self._groups_for(x.shape[0]))
+
+    def extra_repr(self) -> str:
+        return self._sets_repr()

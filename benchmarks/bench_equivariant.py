@@ -1,0 +1,138 @@
+"""Forward+backward cost of the permutation-equivariant layers (BGAN paper, eq. 12) against a
+plain layer of the same shape, on the SN-GAN CIFAR-10 discriminator's conv layers (Miyato et
+al., 2018; batch 64) and the 2D experiment's 512-unit linear layers (batch 64 and 256).
+
+Candidates, each timed as forward + backward (gradients of x, weights and bias), interleaved:
+  plain     conv2d/linear + bias + leaky_relu(0.1)          the floor: no set term at all
+  fused     batchgan_ext.equivariant_conv2d/_linear            this package
+  naive     mean per set, Gamma product on G samples, broadcast add, leaky_relu (separate ops)
+  compiled  torch.compile of naive (inductor)
+
+    python benchmarks/bench_equivariant.py [--quick] [--groups G] [--no-compile]
+"""
+
+import argparse
+import math
+import os
+import sys
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import batchgan_ext as bg  # noqa: E402
+from batchgan_ext.reference.equivariant import equivariant_conv2d_naive, equivariant_linear_naive  # noqa: E402
+from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
+
+SLOPE = 0.1  # SN-GAN discriminators use leaky_relu(0.1)
+
+# (name, C_in, C_out, kernel, stride, input size): the SN-GAN CIFAR-10 "standard CNN" discriminator.
+CONV_LAYERS = [
+    ("conv1 3x3", 3, 64, 3, 1, 32),
+    ("conv2 4x4 s2", 64, 64, 4, 2, 32),
+    ("conv3 3x3", 64, 128, 3, 1, 16),
+    ("conv4 4x4 s2", 128, 128, 4, 2, 16),
+    ("conv5 3x3", 128, 256, 3, 1, 8),
+    ("conv6 4x4 s2", 256, 256, 4, 2, 8),
+    ("conv7 3x3", 256, 512, 3, 1, 4),
+]
+# (name, in, out, batch): the 2D mixture-of-Gaussians experiment's 3 layers of 512 units.
+LINEAR_LAYERS = [
+    ("linear 2->512", 2, 512, 64),
+    ("linear 512->512", 512, 512, 64),
+    ("linear 2->512", 2, 512, 256),
+    ("linear 512->512", 512, 512, 256),
+]
+
+
+def _fwd_bwd(forward, inputs, grad):
+    def run():
+        out = forward(*inputs)
+        torch.autograd.grad(out, inputs, grad)
+
+    return run
+
+
+def _candidates(kind, x, w, wg, b, groups, conv_kw, compile_naive):
+    if kind == "conv":
+        plain = lambda x, w, wg, b: F.leaky_relu(F.conv2d(x, w, b, **conv_kw), SLOPE)  # noqa: E731
+        fused = lambda x, w, wg, b: bg.equivariant_conv2d(  # noqa: E731
+            x, w, wg, b, groups=groups, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
+        naive = lambda x, w, wg, b: equivariant_conv2d_naive(  # noqa: E731
+            x, w, wg, b, groups=groups, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
+    else:
+        plain = lambda x, w, wg, b: F.leaky_relu(F.linear(x, w, b), SLOPE)  # noqa: E731
+        fused = lambda x, w, wg, b: bg.equivariant_linear(x, w, wg, b, groups, "leaky_relu", SLOPE)  # noqa: E731
+        naive = lambda x, w, wg, b: equivariant_linear_naive(  # noqa: E731
+            x, w, wg, b, groups=groups, activation="leaky_relu", negative_slope=SLOPE)
+    grad = torch.randn_like(plain(x, w, wg, b))
+    fns = {
+        "plain": _fwd_bwd(lambda x, w, wg, b: plain(x, w, wg, b), (x, w, b), grad),
+        "fused": _fwd_bwd(lambda x, w, wg, b: fused(x, w, wg, b), (x, w, wg, b), grad),
+        "naive": _fwd_bwd(lambda x, w, wg, b: naive(x, w, wg, b), (x, w, wg, b), grad),
+    }
+    # plain has no Gamma: its closure takes (x, w, b) and ignores wg.
+    fns["plain"] = _fwd_bwd(lambda x, w, b: plain(x, w, None, b), (x, w, b), grad)
+    if compile_naive:
+        compiled = torch.compile(naive, fullgraph=True, dynamic=False)
+        fns["compiled"] = _fwd_bwd(compiled, (x, w, wg, b), grad)
+    return fns
+
+
+def _geomean(values):
+    values = [v for v in values if v is not None]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--groups", type=int, default=1, help="number of sets in the batch (default 1)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile candidate")
+    args = parser.parse_args(argv)
+    rounds, warmup = (5, 2) if args.quick else (15, 3)
+    compile_naive = not args.no_compile
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+
+    shapes = []
+    for name, cin, cout, k, s, size in CONV_LAYERS:
+        x = torch.randn(64, cin, size, size, requires_grad=True)
+        scale = 1 / math.sqrt(cin * k * k)
+        w = (torch.randn(cout, cin, k, k) * scale).requires_grad_(True)
+        wg = (torch.randn(cout, cin, k, k) * scale).requires_grad_(True)
+        b = torch.zeros(cout).requires_grad_(True)
+        shapes.append((name, f"64x{cin}x{size}x{size} -> {cout}", "conv", (x, w, wg, b), dict(stride=s, padding=1)))
+    for name, fin, fout, batch in LINEAR_LAYERS:
+        x = torch.randn(batch, fin, requires_grad=True)
+        w = (torch.randn(fout, fin) / math.sqrt(fin)).requires_grad_(True)
+        wg = (torch.randn(fout, fin) / math.sqrt(fin)).requires_grad_(True)
+        b = torch.zeros(fout).requires_grad_(True)
+        shapes.append((name, f"{batch}x{fin} -> {fout}", "linear", (x, w, wg, b), {}))
+
+    names = ["plain", "fused", "naive"] + (["compiled"] if compile_naive else [])
+    rows, records = [], []
+    ratios = {n: [] for n in names if n != "plain"}
+    for name, shape, kind, tensors, conv_kw in shapes:
+        fns = _candidates(kind, *tensors, args.groups, conv_kw, compile_naive)
+        times = time_interleaved(fns, warmup=warmup, rounds=rounds)
+        rel = {n: times[n] / times["plain"] for n in names if n != "plain"}
+        for n, r in rel.items():
+            ratios[n].append(r)
+        rows.append([name, shape] + [format_time(times[n]) for n in names] + [f"{rel[n]:.2f}x" for n in rel]
+                    + ["yes" if times["fused"] < times["naive"] else "NO"])
+        records.append({"layer": name, "shape": shape, "seconds": times, "vs_plain": rel})
+    geo = {n: _geomean(r) for n, r in ratios.items()}
+    rows.append(["geomean", ""] + [""] * len(names) + [f"{geo[n]:.2f}x" for n in geo] + [""])
+    columns = ["layer", "shape"] + names + [f"{n}/plain" for n in names if n != "plain"] + ["fused<naive"]
+    print_table(f"equivariant layers, forward+backward, median of {rounds} interleaved rounds, "
+                f"{torch.get_num_threads()} threads, groups={args.groups}", columns, rows)
+    write_json("equivariant", {"groups": args.groups, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
+    return geo
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+// Schemas of the permutation-equivariant layer ops (BGAN paper, section 4, eq. 10-12),
+// registered under batchgan:: (equivariant.cpp) and, for the tests, under batchgan_emulated::
+// with the emulated CUDA kernels (cuda/equivariant_emulated.cpp).
+//
+// `groups` is everywhere the number of sets G the batch of N samples is cut into (N/G
+// consecutive samples per set, each set with its own mean), never nn.Conv2d's channel groups.
+#pragma once
+
+namespace batchgan {
+
+// y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma)), eq. 12.
+inline constexpr const char* kEquivariantConv2dSchema =
+    "equivariant_conv2d(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int[2] stride=1, "
+    "int[2] padding=0, int[2] dilation=1, int groups=1, str activation=\"identity\", float negative_slope=0.01) "
+    "-> Tensor";
+// Gradients of (x, weight, weight_gamma, bias) from the output gradient and the output (the
+// activation's derivative is read off the output). Outputs not asked for in output_mask are
+// empty tensors of shape (0,).
+inline constexpr const char* kEquivariantConv2dBackwardSchema =
+    "equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor weight, Tensor weight_gamma, "
+    "bool has_bias, int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, "
+    "float negative_slope, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)";
+
+// y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T), eq. 12 for x of shape (N, F).
+inline constexpr const char* kEquivariantLinearSchema =
+    "equivariant_linear(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int groups=1, "
+    "str activation=\"identity\", float negative_slope=0.01) -> Tensor";
+inline constexpr const char* kEquivariantLinearBackwardSchema =
+    "equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor weight, Tensor weight_gamma, "
+    "bool has_bias, int groups, str activation, float negative_slope, bool[4] output_mask) "
+    "-> (Tensor, Tensor, Tensor, Tensor)";
+
+// The invariant reduction rho of eq. 10-11 per set: (N, ...) -> (G, ...).
+inline constexpr const char* kSetMeanSchema = "set_mean(Tensor x, int groups=1) -> Tensor";
+// Its adjoint: (G, ...) -> (batch, ...), each sample of set g gets grad[g] / (batch / G).
+inline constexpr const char* kSetMeanBackwardSchema = "set_mean_backward(Tensor grad, int batch) -> Tensor";
+
+}  // namespace batchgan
