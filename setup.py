@@ -105,7 +105,10 @@ def _sources(pattern):
 def extensions(config):
     include_dirs = [os.path.join(ROOT, "csrc")]
     # -g0: no debug info (Python's own CFLAGS carry -g), for smaller objects and faster builds.
-    cxx_flags = ["-O3", "-g0", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    # -fno-trapping-math: we never read floating-point exception flags; without it GCC turns
+    # selects such as `y > 0 ? dy : dy * slope` into branches instead of vector blends
+    # (measured 10x slower on random signs).
+    cxx_flags = ["-O3", "-g0", "-fno-trapping-math", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
     # at::parallel_for is inlined into our kernels and parallelises with OpenMP only when
     # this translation unit is compiled with it; torch ships its own libgomp.
     link_args = ["-fopenmp"]
@@ -161,6 +164,6 @@ setup(
     ext_modules=extensions(config),
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     python_requires=">=3.9",
-    install_requires=["torch", "numpy"],
-    entry_points={"console_scripts": []},
+    install_requires=["torch", "numpy", "matplotlib", "tqdm"],
+    entry_points={"console_scripts": ["batchgan-train = batchgan_ext.train.cli:main"]},
 )
