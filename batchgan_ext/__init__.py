@@ -17,6 +17,8 @@ from .ops.mixing import (  # noqa: E402
     sample_mixing,
 )
 from .nn.mixing import BernoulliKLLoss, MixedBatch  # noqa: E402
+from .ops.minibatch import minibatch_stddev, pairwise_l1_features  # noqa: E402
+from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -28,10 +30,14 @@ def build_info():
 
 __all__ = [
     "BernoulliKLLoss",
+    "MinibatchDiscrimination",
+    "MinibatchStdDev",
     "MixedBatch",
     "batch_generator_loss",
     "bernoulli_kl_loss",
     "build_info",
+    "minibatch_stddev",
     "mix",
+    "pairwise_l1_features",
     "sample_mixing",
 ]
