@@ -35,16 +35,32 @@ BATCHGAN_HOST_DEVICE_INLINE T pl1_sign(T x) {
 BATCHGAN_HOST_DEVICE_INLINE float pl1_exp_neg_device(float d) { return ::expf(-d); }
 BATCHGAN_HOST_DEVICE_INLINE double pl1_exp_neg_device(double d) { return ::exp(-d); }
 
-// exp(-d) for float on the CPU: a branch-free Cephes-style exp (round-to-nearest range
-// reduction by the 1.5*2^23 trick, degree-6 polynomial, exponent assembled in the bits), so
-// that the loop over j vectorises; glibc's expf is a call the compiler cannot vectorise
-// without -ffast-math. Relative error ~2 ulp; distances beyond 87 (exp < 1.7e-38, the float
-// normal range) give 0.
+// exp(-d) for a float distance d >= 0 on the CPU: a Cephes-style exp (round-to-nearest range
+// reduction by the 1.5*2^23 trick, degree-6 polynomial, exponent assembled in the bits) with
+// no libm call and no floating-point comparison: glibc's expf cannot be vectorised without
+// -ffast-math, and GCC does not if-convert float compares under the default -ftrapping-math,
+// so the clamping is done on the integer bits (for d >= 0 they order like the values).
+// Relative error ~2 ulp; d >= 87 (exp < 1.7e-38, the float normal range) and d = inf give 0,
+// a NaN d gives NaN.
 inline float pl1_exp_neg_cpu(float d) {
-  // Comparisons written so that a NaN distance gives NaN (x = NaN), not 0.
-  const float x = d >= 87.0f ? -87.0f : -d;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + magic) - magic;
+  constexpr int32_t kBits87 = 0x42ae0000;  // bits of 87.0f
+  int32_t ud;
+  std::memcpy(&ud, &d, sizeof(ud));
+  const bool big = ud >= kBits87;                        // also +inf and NaN
+  const bool nan = (ud & 0x7fffffff) > 0x7f800000;
+  const int32_t clamped_bits = ud < kBits87 ? ud : kBits87;
+  float dc;
+  std::memcpy(&dc, &clamped_bits, sizeof(dc));
+  const float x = -dc;
+  // t = x log2(e) + 1.5 * 2^23 rounds to an integer n held in t's low mantissa bits, so n is
+  // read from the bits rather than by a float-to-int conversion (which, like the compares,
+  // GCC keeps out of vector code under -ftrapping-math).
+  constexpr float kMagic = 12582912.0f;
+  constexpr int32_t kMagicBits = 0x4b400000;
+  const float t = x * 1.44269504088896341f + kMagic;
+  int32_t t_bits;
+  std::memcpy(&t_bits, &t, sizeof(t_bits));
+  const float n = t - kMagic;
   float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
   const float z = r * r;
@@ -55,10 +71,21 @@ inline float pl1_exp_neg_cpu(float d) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * z + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const int32_t scale_bits = (t_bits - kMagicBits + 127) << 23;
   float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return d >= 87.0f ? 0.0f : y * scale;
+  std::memcpy(&scale, &scale_bits, sizeof(scale));
+  const float result = y * scale;
+  int32_t out_bits;
+  std::memcpy(&out_bits, &result, sizeof(out_bits));
+  // Masks, not ternaries: GCC would sink the polynomial into a branch of a select and then
+  // refuse to if-convert it.
+  const int32_t keep = -static_cast<int32_t>(!big);  // all ones when d < 87
+  const int32_t nan_mask = -static_cast<int32_t>(nan);
+  out_bits &= keep;
+  out_bits = (out_bits & ~nan_mask) | (ud & nan_mask);
+  float out;
+  std::memcpy(&out, &out_bits, sizeof(out));
+  return out;
 }
 // float64 keeps the accurate libm exp (the gradcheck/reference precision).
 inline double pl1_exp_neg_cpu(double d) { return std::exp(-d); }
