@@ -158,7 +158,12 @@ def test_pairwise_non_contiguous_input():
 # pairwise_l1_features: gradients and registration
 
 
-@pytest.mark.parametrize("n, b, c, groups", [(1, 2, 2, 1), (2, 1, 3, 1), (5, 2, 3, 1), (6, 2, 2, 3), (7, 3, 1, 1)])
+# groups * B >= 8 takes the CPU kernel's symmetric path (each pair computed once), below it the
+# row path: both are covered here and in SHAPES.
+@pytest.mark.parametrize(
+    "n, b, c, groups",
+    [(1, 2, 2, 1), (2, 1, 3, 1), (5, 2, 3, 1), (6, 2, 2, 3), (7, 3, 1, 1), (5, 8, 2, 1), (6, 4, 2, 2), (18, 8, 2, 1)],
+)
 @pytest.mark.parametrize("exclude_self, mean", [(True, False), (True, True), (False, True)])
 def test_pairwise_gradcheck(n, b, c, groups, exclude_self, mean):
     M = _m(n, b, c).requires_grad_()
@@ -171,6 +176,24 @@ def test_pairwise_gradcheck_split():
     split = torch.tensor([0, 1, 1, 0, 2, 1, 0, 0])
     fn = lambda m: bg.pairwise_l1_features(m, 2, True, True, split, 3)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (M,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n, groups", [(1, 1), (17, 1), (40, 2), (33, 3)])
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_pairwise_symmetric_and_row_paths_agree(dtype, n, groups, exclude_self):
+    # B = 8 kernels at once (symmetric path) vs one kernel at a time (row path, groups * 1 < 8).
+    M = _m(n, 8, 3, dtype).requires_grad_()
+    w = torch.randn(n, 8, dtype=dtype)
+    out = bg.pairwise_l1_features(M, groups, exclude_self, True)
+    (grad,) = torch.autograd.grad((out * w).sum(), M)
+    tol = PAIR_TOLERANCES[dtype] if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for b in range(8) if groups < 8 else []:
+        Mb = M[:, b : b + 1].detach().requires_grad_()
+        ob = bg.pairwise_l1_features(Mb, groups, exclude_self, True)
+        (gb,) = torch.autograd.grad((ob * w[:, b : b + 1]).sum(), Mb)
+        torch.testing.assert_close(ob, out[:, b : b + 1], **tol)
+        torch.testing.assert_close(gb, grad[:, b : b + 1], **tol)
 
 
 def test_pairwise_gradient_of_coinciding_samples_is_zero():

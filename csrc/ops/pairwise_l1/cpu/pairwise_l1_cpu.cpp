@@ -1,9 +1,13 @@
-// CPU kernels of `pairwise_l1_features`: parallel over rows (set g, kernel b, sample i), each row
-// a pass over the samples j of its set. M is copied once to a (G, B, C, n_pad) layout in the
+// CPU kernels of `pairwise_l1_features`. M is copied once to a (G, B, C, n_pad) layout in the
 // accumulation dtype, n padded with zeros to a multiple of kLanes, so that every inner loop
 // runs over j on contiguous memory in fixed blocks of kLanes that the compiler keeps in vector
 // registers (|.|, sign and the polynomial exp of pairwise_l1_math.h are all branch-free).
-// Scratch per thread is one row of n_pad values: O(N) besides the O(N B C) copies.
+// Two schedules:
+//  - symmetric (one population, >= kSymmetricMinSlabs (set, kernel) slabs, the common case):
+//    parallel over slabs, each pair (i, j) computed once for both rows;
+//  - rows (split labels, or few slabs): parallel over rows (set, kernel, sample i), each row a
+//    pass over all j of its set.
+// Scratch per task is O(n C) (one slab's row accumulators) besides the O(N B C) copies.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -119,6 +123,96 @@ BATCHGAN_ROW_KERNEL void row_gradient(const acc_t* __restrict cols, const acc_t*
   }
 }
 
+// ---- symmetric path: c_b(i, j) = c_b(j, i), so each pair is computed once ----------------
+// Used without split when there are at least kSymmetricMinSlabs (set, kernel) slabs: a task
+// owns whole slabs, walks rows i in order and pairs j > i only, adding each term to row i and,
+// through a per-task buffer of one slab (O(n C)), to row j. Row i's buffer entry is complete
+// when i is reached, since only rows before it add to it.
+constexpr int64_t kSymmetricMinSlabs = 8;
+
+// First block of row i holds j = i + 1; lanes before it are masked.
+inline int64_t first_block_after(int64_t i) { return (i + 1) / kLanes * kLanes; }
+
+// Weights of the first block of row i: valid[j] for j > i, 0 for j <= i. Kept out of the main
+// loops: a compare-and-select there would stop GCC from vectorising them (-ftrapping-math).
+template <typename acc_t>
+inline void first_block_weights(const acc_t* __restrict valid, int64_t first, int64_t i, acc_t* __restrict w) {
+  for (int64_t jj = 0; jj < kLanes; ++jj) w[jj] = first + jj > i ? valid[first + jj] : acc_t(0);
+}
+
+// Forward: returns sum_{j > i} c_b(i, j) and adds each term to acc[j].
+template <typename acc_t>
+BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
+                                            int64_t np, int64_t c_dims, int64_t i, acc_t* __restrict acc) {
+  acc_t lane_sum[kLanes] = {};
+  acc_t d[kLanes], w[kLanes];
+  const int64_t first = first_block_after(i);
+  if (first >= np) return acc_t(0);
+  first_block_weights(valid, first, i, w);
+  block_distances(cols, np, c_dims, i, first, d);
+  for (int64_t jj = 0; jj < kLanes; ++jj) {
+    const acc_t e = pl1_exp_neg_cpu(d[jj]) * w[jj];
+    lane_sum[jj] += e;
+    acc[first + jj] += e;
+  }
+  for (int64_t j0 = first + kLanes; j0 < np; j0 += kLanes) {
+    block_distances(cols, np, c_dims, i, j0, d);
+    for (int64_t jj = 0; jj < kLanes; ++jj) {
+      const acc_t e = pl1_exp_neg_cpu(d[jj]) * valid[j0 + jj];
+      lane_sum[jj] += e;
+      acc[j0 + jj] += e;
+    }
+  }
+  acc_t s = 0;
+  for (int64_t jj = 0; jj < kLanes; ++jj) s += lane_sum[jj];
+  return s;
+}
+
+// Backward: coef[j] = c_b(i, j) (hi + h[j]) for j > i (0 elsewhere in the blocks visited).
+template <typename acc_t>
+BATCHGAN_ROW_KERNEL void row_coefficients_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
+                                                int64_t np, int64_t c_dims, int64_t i, acc_t hi,
+                                                const acc_t* __restrict h, acc_t* __restrict coef) {
+  acc_t d[kLanes], w[kLanes];
+  const int64_t first = first_block_after(i);
+  if (first >= np) return;
+  first_block_weights(valid, first, i, w);
+  block_distances(cols, np, c_dims, i, first, d);
+  for (int64_t jj = 0; jj < kLanes; ++jj) coef[first + jj] = pl1_exp_neg_cpu(d[jj]) * (hi + h[first + jj]) * w[jj];
+  for (int64_t j0 = first + kLanes; j0 < np; j0 += kLanes) {
+    block_distances(cols, np, c_dims, i, j0, d);
+    for (int64_t jj = 0; jj < kLanes; ++jj) {
+      coef[j0 + jj] = pl1_exp_neg_cpu(d[jj]) * (hi + h[j0 + jj]) * valid[j0 + jj];
+    }
+  }
+}
+
+// Backward: for every c, t_j = coef[j] sign(M_i,c - M_j,c) over j > i; returns
+// grad_i[c] = acc[c][i] - sum_j t_j and adds t_j to acc[c][j] (the pair's other side).
+template <typename acc_t>
+BATCHGAN_ROW_KERNEL void row_gradient_upper(const acc_t* __restrict cols, const acc_t* __restrict coef, int64_t np,
+                                            int64_t c_dims, int64_t i, acc_t* __restrict acc,
+                                            acc_t* __restrict grad) {
+  const int64_t first = first_block_after(i);
+  for (int64_t c = 0; c < c_dims; ++c) {
+    const acc_t* __restrict col = cols + c * np;
+    acc_t* __restrict acc_c = acc + c * np;
+    const acc_t m = col[i];
+    acc_t s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = first; j < np; ++j) {
+      const acc_t t = coef[j] * pl1_sign(m - col[j]);
+      s += t;
+      acc_c[j] += t;
+    }
+    grad[c] = acc_c[i] - s;
+  }
+}
+
+inline bool use_symmetric(const PairwiseL1Inputs& in) {
+  return in.populations == 1 && in.groups * in.b >= kSymmetricMinSlabs;
+}
+
 inline int64_t row_grain(const PairwiseL1Inputs& in) {
   return std::max<int64_t>(1, kPairwiseGrainOps / std::max<int64_t>(1, in.set_size * (in.c + 2)));
 }
@@ -137,6 +231,24 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool ex
     const acc_t* scale = in.scale.const_data_ptr<acc_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
+    if (use_symmetric(in)) {
+      const acc_t self_term = in.exclude_self ? acc_t(0) : acc_t(1);  // c_b(i, i) = exp(0)
+      at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
+        std::vector<acc_t> acc(np), valid(np, acc_t(0));
+        std::fill(valid.begin(), valid.begin() + n, acc_t(1));
+        for (int64_t gb = begin; gb < end; ++gb) {
+          const int64_t g = gb / B, b = gb % B;
+          const acc_t* cols = cols_all + gb * C * np;
+          std::fill(acc.begin(), acc.end(), acc_t(0));
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t row = g * n + i;
+            const acc_t upper = row_feature_upper(cols, valid.data(), np, C, i, acc.data());
+            o[row * B + b] = static_cast<scalar_t>((acc[i] + upper + self_term) * scale[row]);
+          }
+        }
+      });
+      return;
+    }
     at::parallel_for(0, in.groups * B * n, row_grain(in), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> terms(P > 1 ? np : 0), weight(np, acc_t(0));
       std::fill(weight.begin(), weight.begin() + n, acc_t(1));
@@ -184,6 +296,27 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
     const acc_t* h_all = h.const_data_ptr<acc_t>();
     const int32_t* labels = in.labels.const_data_ptr<int32_t>();
     scalar_t* gm = grad_m.mutable_data_ptr<scalar_t>();
+    if (use_symmetric(in)) {
+      // One population: coef_ij = c_b(i, j) (h_i + h_j) is symmetric, each pair's term goes
+      // to row i with a minus sign and to row j with a plus sign.
+      at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
+        std::vector<acc_t> acc(C * np), coef(np), valid(np, acc_t(0)), row_grad(C);
+        std::fill(valid.begin(), valid.begin() + n, acc_t(1));
+        for (int64_t gb = begin; gb < end; ++gb) {
+          const int64_t g = gb / B, b = gb % B;
+          const acc_t* cols = cols_all + gb * C * np;
+          const acc_t* h_gb = h_all + gb * np;
+          std::fill(acc.begin(), acc.end(), acc_t(0));
+          for (int64_t i = 0; i < n; ++i) {
+            row_coefficients_upper(cols, valid.data(), np, C, i, h_gb[i], h_gb, coef.data());
+            row_gradient_upper(cols, coef.data(), np, C, i, acc.data(), row_grad.data());
+            scalar_t* out_row = gm + ((g * n + i) * B + b) * C;
+            for (int64_t c = 0; c < C; ++c) out_row[c] = static_cast<scalar_t>(row_grad[c]);
+          }
+        }
+      });
+      return;
+    }
     at::parallel_for(0, in.groups * B * n, row_grain(in), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> coef(np), row_grad(C), weight(np, acc_t(0));
       std::fill(weight.begin(), weight.begin() + n, acc_t(1));
