@@ -43,22 +43,25 @@ inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t groups,
   in.mean = mean;
   in.acc_type = M.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   in.m = M.contiguous();
-  const auto long_opts = M.options().dtype(at::kLong);
-  at::Tensor labels;
-  if (in.has_split) {
-    const at::Tensor& s = *split;
-    check_same_device(M, "M", s, "split");
-    TORCH_CHECK(!at::isFloatingType(s.scalar_type()) && !at::isComplexType(s.scalar_type()),
-                "split: expected integer (or bool) population labels, got dtype ", s.scalar_type());
-    TORCH_CHECK(s.dim() == 1 && s.size(0) == in.n, "split: expected a 1-d tensor of ", in.n,
-                " labels (one per sample), got shape ", s.sizes());
-    labels = s.to(at::kLong);
-    // One host sync on N labels: an out-of-range label would index out of bounds in the kernels.
-    const bool ok = at::logical_and(labels >= 0, labels < num_populations).all().item<bool>();
-    TORCH_CHECK(ok, "split: expected labels in [0, ", num_populations, "), got values outside it");
-  } else {
-    labels = at::zeros({in.n}, long_opts);
+  if (!in.has_split) {
+    // One population: every row of a set has the same count, so the weights are one constant
+    // (no per-row bookkeeping on the hot path of the common case).
+    in.labels = at::zeros({in.n}, M.options().dtype(at::kInt));
+    const int64_t count = in.set_size - (exclude_self ? 1 : 0);
+    const double weight = mean ? (count > 0 ? 1.0 / static_cast<double>(count) : 0.0) : 1.0;
+    in.scale = at::full({in.n, 1}, weight, M.options().dtype(in.acc_type));
+    return in;
   }
+  const at::Tensor& s = *split;
+  check_same_device(M, "M", s, "split");
+  TORCH_CHECK(!at::isFloatingType(s.scalar_type()) && !at::isComplexType(s.scalar_type()),
+              "split: expected integer (or bool) population labels, got dtype ", s.scalar_type());
+  TORCH_CHECK(s.dim() == 1 && s.size(0) == in.n, "split: expected a 1-d tensor of ", in.n,
+              " labels (one per sample), got shape ", s.sizes());
+  const at::Tensor labels = s.to(at::kLong);
+  // One host sync on N labels: an out-of-range label would index out of bounds in the kernels.
+  const bool ok = at::logical_and(labels >= 0, labels < num_populations).all().item<bool>();
+  TORCH_CHECK(ok, "split: expected labels in [0, ", num_populations, "), got values outside it");
   in.labels = labels.to(at::kInt).contiguous();
   // count[i, p]: samples of population p in i's set that enter o[i, p, :] (without i itself
   // when exclude_self). Mean divides by it; an empty population (e.g. a set of one sample
