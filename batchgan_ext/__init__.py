@@ -20,6 +20,8 @@ from .nn.mixing import BernoulliKLLoss, MixedBatch  # noqa: E402
 from .ops.equivariant import equivariant_conv2d, equivariant_linear, set_mean  # noqa: E402
 from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean  # noqa: E402
 from .convert import make_equivariant  # noqa: E402
+from .ops.minibatch import minibatch_stddev, pairwise_l1_features  # noqa: E402
+from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,8 @@ __all__ = [
     "BernoulliKLLoss",
     "EquivariantConv2d",
     "EquivariantLinear",
+    "MinibatchDiscrimination",
+    "MinibatchStdDev",
     "MixedBatch",
     "SetMean",
     "batch_generator_loss",
@@ -41,7 +45,9 @@ __all__ = [
     "equivariant_conv2d",
     "equivariant_linear",
     "make_equivariant",
+    "minibatch_stddev",
     "mix",
+    "pairwise_l1_features",
     "sample_mixing",
     "set_mean",
 ]

@@ -45,4 +45,24 @@ inline LaunchConfig per_group_launch_config(int64_t groups) {
   return cfg;
 }
 
+// Pairwise kernels (minibatch discrimination): a block owns kPairwiseTileRows rows i of one
+// (kernel b, set g) and walks the set's samples j in tiles of kPairwiseTileJ samples x
+// kPairwiseTileC dims staged in shared memory. Grid: (row tiles, B, G).
+constexpr int kPairwiseTileRows = 128;
+constexpr int kPairwiseTileJ = 32;
+constexpr int kPairwiseTileC = 32;
+
+inline LaunchConfig pairwise_tile_launch_config(int64_t set_size, int64_t kernels, int64_t groups) {
+  TORCH_CHECK(set_size > 0, "batchgan internal error: pairwise launch over an empty set");
+  TORCH_CHECK(kernels >= 1 && kernels <= 65535, "M: the CUDA kernel handles at most 65535 kernels (size(1)), got ",
+              kernels);
+  TORCH_CHECK(groups >= 1 && groups <= 65535, "groups: the CUDA kernel handles at most 65535 groups, got ", groups);
+  LaunchConfig cfg;
+  cfg.block[0] = kPairwiseTileRows;
+  cfg.grid[0] = static_cast<unsigned>(ceil_div(set_size, kPairwiseTileRows));
+  cfg.grid[1] = static_cast<unsigned>(kernels);
+  cfg.grid[2] = static_cast<unsigned>(groups);
+  return cfg;
+}
+
 }  // namespace batchgan

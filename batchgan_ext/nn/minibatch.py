@@ -1,0 +1,106 @@
+"""nn.Module wrappers of the batch-level discriminator features."""
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..ops.minibatch import minibatch_stddev, pairwise_l1_features
+
+__all__ = ["MinibatchDiscrimination", "MinibatchStdDev"]
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016, section 3.2): ``forward(x, split=None)``
+    returns ``cat([x, o], 1)`` for x of shape (N, in_features).
+
+    A drop-in for torchgan's ``MinibatchDiscrimination1d(in_features, out_features,
+    intermediate_features=16)`` and the widely copied gist's ``MinibatchDiscrimination(
+    in_features, out_features, kernel_dims, mean=False)``: same positional order, one parameter
+    ``T`` of shape (in_features, out_features, kernel_dims) initialised N(0, 1), so their
+    state_dicts load (with ``bias=False``, the default). ``M = x @ T`` is a BLAS matmul; the
+    pairwise features are the fused :func:`batchgan_ext.pairwise_l1_features` (linear memory).
+
+    - ``mean``, ``exclude_self``, ``groups``: as in :func:`pairwise_l1_features` (defaults give
+      the gist's and torchgan's ``sum - 1``).
+    - ``bias``: improved-gan's learned per-feature offset ``b`` (initialised to -1 as there),
+      added to o.
+    - ``num_populations``: with ``split`` labels passed to forward, one feature per population
+      (improved-gan's ImageNet model): the output then has ``num_populations * out_features``
+      extra columns, population-major. Build with ``num_populations=2`` for real/fake.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_dims: int = 16,
+        mean: bool = False,
+        exclude_self: bool = True,
+        groups: int = 1,
+        bias: bool = False,
+        num_populations: Optional[int] = None,
+    ):
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features), ("kernel_dims", kernel_dims)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.kernel_dims = kernel_dims
+        self.mean = bool(mean)
+        self.exclude_self = bool(exclude_self)
+        self.groups = int(groups)
+        self.num_populations = num_populations
+        self.T = nn.Parameter(torch.empty(in_features, out_features, kernel_dims))
+        feats = out_features * (num_populations or 1)
+        self.bias = nn.Parameter(torch.empty(feats)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.T, 0.0, 1.0)
+        if self.bias is not None:
+            nn.init.constant_(self.bias, -1.0)
+
+    @property
+    def output_features(self) -> int:
+        return self.in_features + self.out_features * (self.num_populations or 1)
+
+    def forward(self, x: torch.Tensor, split: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x: expected shape (N, {self.in_features}), got {tuple(x.shape)}")
+        if (split is None) != (self.num_populations is None):
+            raise ValueError("split: pass population labels exactly when the module was built with num_populations")
+        M = (x @ self.T.view(self.in_features, -1)).view(x.shape[0], self.out_features, self.kernel_dims)
+        o = pairwise_l1_features(M, self.groups, self.exclude_self, self.mean, split, self.num_populations)
+        o = o.flatten(1)
+        if self.bias is not None:
+            o = o + self.bias
+        return torch.cat([x, o], 1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, kernel_dims={self.kernel_dims}, "
+            f"mean={self.mean}, exclude_self={self.exclude_self}, groups={self.groups}, "
+            f"bias={self.bias is not None}, num_populations={self.num_populations}"
+        )
+
+
+class MinibatchStdDev(nn.Module):
+    """:func:`batchgan_ext.minibatch_stddev` as a module (StyleGAN2-ADA's
+    ``MinibatchStdLayer(group_size, num_channels=1)``): appends ``num_channels`` channels."""
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1):
+        super().__init__()
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+            raise ValueError(f"group_size: expected a positive integer, got {group_size!r}")
+        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
+            raise ValueError(f"num_channels: expected a positive integer, got {num_channels!r}")
+        self.group_size = group_size
+        self.num_channels = num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return minibatch_stddev(x, self.group_size, self.num_channels)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"

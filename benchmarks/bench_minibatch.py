@@ -1,0 +1,171 @@
+"""Minibatch discrimination features (issue 5): fused pairwise_l1_features vs the naive
+broadcast version (the gist / torchgan layout, an N x N x B x C tensor) in eager mode and under
+torch.compile, forward + backward, with CPU peak memory.
+
+    python benchmarks/bench_minibatch.py [--quick]
+
+Timings are interleaved medians (benchmarks/common.py); ratios are measured side by side in
+one run. A baseline is skipped, and marked so in the table, where its N x N x B x C tensor
+alone would exceed NAIVE_LIMIT_BYTES (it cannot fit with autograd, or takes many seconds).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import batchgan_ext as bg  # noqa: E402
+from batchgan_ext.reference.minibatch import pairwise_l1_features_reference  # noqa: E402
+from common import format_bytes, format_time, print_table, time_interleaved, write_json  # noqa: E402
+
+# One N x N x B x C float32 tensor above this is not run (autograd keeps several of them).
+NAIVE_LIMIT_BYTES = 512 * 1024 * 1024
+SIZES = [64, 256, 1024, 4096]
+KERNEL_SHAPES = [(100, 5), (64, 16)]
+
+
+def _proc_status_bytes(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _fixed_mmap_threshold():
+    """glibc serves blocks above a dynamic threshold (growing to 32 MB after large frees) from
+    the heap, where freed memory stays resident and a later allocation does not raise the
+    high-water mark. A fixed 64 KiB threshold maps every sizeable tensor on allocation and
+    unmaps it on free, so VmHWM tracks the live tensor bytes."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+        libc.mallopt(M_TRIM_THRESHOLD, 64 * 1024)
+        libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
+def rss_peak_bytes(fn):
+    """Peak resident memory while fn() ran, above the resident memory before it (Linux: the
+    high-water mark VmHWM is reset through /proc/self/clear_refs). Used instead of
+    common.peak_memory_bytes, which sums only the profiler's "[memory]" events: under torch
+    2.14 allocations made inside operators are attributed to the operator events, so it reports
+    0 for both candidates here."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _proc_status_bytes("VmRSS:")
+    fn()
+    return _proc_status_bytes("VmHWM:") - base
+
+
+def _fwd_bwd(fn, M, w):
+    def run():
+        M.grad = None
+        (fn(M) * w).sum().backward()
+
+    return run
+
+
+def _rounds(n):
+    # Large N: few repeats so that the whole run stays within minutes on 2 shared cores.
+    return {64: 9, 256: 7, 1024: 3}.get(n, 1)
+
+
+def bench(sizes, kernel_shapes, with_compile=True):
+    rows, records = [], []
+    compiled_ref = torch.compile(pairwise_l1_features_reference) if with_compile else None
+    for b, c in kernel_shapes:
+        for n in sizes:
+            torch.manual_seed(0)
+            M = (0.3 * torch.randn(n, b, c)).requires_grad_()
+            w = torch.randn(n, b)
+            naive_bytes = 4 * n * n * b * c
+            run_naive = naive_bytes <= NAIVE_LIMIT_BYTES
+            fns = {"fused": _fwd_bwd(bg.pairwise_l1_features, M, w)}
+            if run_naive:
+                fns["naive"] = _fwd_bwd(pairwise_l1_features_reference, M, w)
+                if compiled_ref is not None:
+                    fns["compiled"] = _fwd_bwd(compiled_ref, M, w)
+            t0 = time.perf_counter()
+            if "compiled" in fns:
+                fns["compiled"]()  # compile outside the timed rounds
+            compile_s = time.perf_counter() - t0
+            times = time_interleaved(fns, warmup=1 if n <= 1024 else 0, rounds=_rounds(n))
+            mem = {"fused": rss_peak_bytes(fns["fused"])}
+            if run_naive:
+                mem["naive"] = rss_peak_bytes(fns["naive"])
+            skip = f"skipped: N*N*B*C tensor {format_bytes(naive_bytes)}" if not run_naive else None
+            fused = times["fused"]
+            ratio = lambda k: f"{times[k] / fused:.1f}x" if k in times else "-"  # noqa: E731
+            rows.append(
+                [
+                    f"{n}",
+                    f"({b},{c})",
+                    format_time(fused),
+                    format_time(times.get("naive")) if run_naive else skip,
+                    format_time(times.get("compiled")) if "compiled" in times else (skip or "-"),
+                    ratio("naive"),
+                    ratio("compiled"),
+                    format_bytes(mem["fused"]),
+                    format_bytes(mem.get("naive")) if run_naive else "-",
+                ]
+            )
+            records.append(
+                {
+                    "N": n,
+                    "B": b,
+                    "C": c,
+                    "fused_s": fused,
+                    "naive_s": times.get("naive"),
+                    "compiled_s": times.get("compiled"),
+                    "compile_time_s": compile_s if "compiled" in fns else None,
+                    "fused_peak_bytes": mem["fused"],
+                    "naive_peak_bytes": mem.get("naive"),
+                    "naive_skipped": skip,
+                    "rounds": _rounds(n),
+                }
+            )
+            print(f"  done N={n} B={b} C={c}", flush=True)
+    return rows, records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N in {64, 256} at (B, C) = (100, 5) only")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    args = parser.parse_args(argv)
+    sizes = [64, 256] if args.quick else SIZES
+    shapes = KERNEL_SHAPES[:1] if args.quick else KERNEL_SHAPES
+    _fixed_mmap_threshold()
+    rows, records = bench(sizes, shapes, with_compile=not args.no_compile)
+    columns = [
+        "N",
+        "(B,C)",
+        "fused f+b",
+        "naive eager f+b",
+        "naive compiled f+b",
+        "eager/fused",
+        "compiled/fused",
+        "fused peak RSS",
+        "naive peak RSS",
+    ]
+    print_table(
+        f"pairwise_l1_features forward+backward, CPU, {torch.get_num_threads()} threads (interleaved medians)",
+        columns,
+        rows,
+    )
+    write_json("bench_minibatch", {"results": records, "naive_limit_bytes": NAIVE_LIMIT_BYTES})
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+// The CUDA kernels of `pairwise_l1_features` compiled by the host compiler against the CPU
+// emulator, registered as torch.ops.batchgan_emulated.pairwise_l1_features* for the tests.
+#include <torch/library.h>
+
+#include "ops/pairwise_l1/cuda/pairwise_l1_kernels.cuh"
+#include "ops/pairwise_l1/pairwise_l1_schema.h"
+
+namespace batchgan {
+namespace {
+
+at::Tensor pairwise_l1_features_emulated(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+                                         const std::optional<at::Tensor>& split, int64_t num_populations) {
+  check_device_type(M, "M", c10::DeviceType::CPU);
+  return cuda::pairwise_l1_features_device(M, groups, exclude_self, mean, split, num_populations);
+}
+
+at::Tensor pairwise_l1_features_backward_emulated(const at::Tensor& grad, const at::Tensor& M, int64_t groups,
+                                                  bool exclude_self, bool mean,
+                                                  const std::optional<at::Tensor>& split, int64_t num_populations) {
+  check_device_type(M, "M", c10::DeviceType::CPU);
+  return cuda::pairwise_l1_features_backward_device(grad, M, groups, exclude_self, mean, split, num_populations);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
+  m.def(kPairwiseL1Schema, &pairwise_l1_features_emulated);
+  m.def(kPairwiseL1BackwardSchema, &pairwise_l1_features_backward_emulated);
+}
+
+}  // namespace batchgan

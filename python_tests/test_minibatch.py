@@ -1,0 +1,495 @@
+"""Batch-level discriminator features: pairwise_l1_features / MinibatchDiscrimination
+(Salimans et al. 2016, section 3.2) and minibatch_stddev / MinibatchStdDev (Karras et al. 2018)."""
+
+import itertools
+
+import pytest
+import torch
+
+import batchgan_ext as bg
+from batchgan_ext.reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
+from conftest import FLOAT_DTYPES, TOLERANCES
+
+# Low-precision inputs: M is rounded to the dtype, then features are sums of up to N terms
+# computed in float32 and rounded once.
+PAIR_TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=2e-5, atol=2e-5),
+    torch.float16: dict(rtol=2e-3, atol=2e-3),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2),
+}
+
+
+def _m(n, b, c, dtype=torch.float64, scale=0.3):
+    # Small spread so that exp(-distance) is far from 0 and every pair matters.
+    return (scale * torch.randn(n, b, c, dtype=torch.float64)).to(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# pairwise_l1_features: values
+
+SHAPES = [
+    # (N, B, C, groups): N = 1, odd sizes, sets of 1, sizes around the CPU/CUDA tiles (32, 128).
+    (1, 1, 1, 1),
+    (1, 3, 5, 1),
+    (2, 1, 1, 1),
+    (3, 2, 3, 3),
+    (7, 5, 3, 1),
+    (9, 4, 2, 3),
+    (33, 3, 5, 1),
+    (64, 2, 16, 4),
+    (130, 2, 3, 2),
+    (37, 1, 33, 1),
+]
+
+
+@pytest.mark.parametrize("n, b, c, groups", SHAPES)
+@pytest.mark.parametrize("exclude_self, mean", list(itertools.product([True, False], [False, True])))
+def test_pairwise_matches_reference_float64(n, b, c, groups, exclude_self, mean):
+    M = _m(n, b, c)
+    out = bg.pairwise_l1_features(M, groups, exclude_self, mean)
+    expected = pairwise_l1_features_reference(M, groups, exclude_self, mean)
+    assert out.shape == (n, b) and out.dtype == torch.float64
+    torch.testing.assert_close(out, expected, **PAIR_TOLERANCES[torch.float64])
+
+
+@pytest.mark.parametrize("n, groups, num_populations", [(8, 1, 2), (12, 2, 2), (9, 3, 3), (5, 1, 2), (1, 1, 2)])
+@pytest.mark.parametrize("exclude_self, mean", list(itertools.product([True, False], [False, True])))
+def test_pairwise_split_matches_reference(n, groups, num_populations, exclude_self, mean):
+    M = _m(n, 3, 4)
+    split = torch.randint(0, num_populations, (n,))
+    out = bg.pairwise_l1_features(M, groups, exclude_self, mean, split, num_populations)
+    expected = pairwise_l1_features_reference(M, groups, exclude_self, mean, split, num_populations)
+    assert out.shape == (n, num_populations, 3)
+    torch.testing.assert_close(out, expected, **PAIR_TOLERANCES[torch.float64])
+
+
+def test_pairwise_split_populations_sum_to_unsplit():
+    M = _m(10, 4, 3)
+    split = torch.tensor([0, 1] * 5)
+    per_pop = bg.pairwise_l1_features(M, split=split)
+    torch.testing.assert_close(per_pop.sum(1), bg.pairwise_l1_features(M))
+    # Real/fake halves as in improved-gan's ImageNet model: f1 against the first half.
+    halves = torch.tensor([0] * 5 + [1] * 5)
+    f = bg.pairwise_l1_features(M, split=halves, mean=True)
+    c = torch.exp(-(M[:, None] - M[None]).abs().sum(-1))
+    c.diagonal(dim1=0, dim2=1).zero_()
+    torch.testing.assert_close(f[:5, 0], c[:5, :5].sum(1) / 4)
+    torch.testing.assert_close(f[5:, 0], c[5:, :5].sum(1) / 5)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("n, b, c, groups", [(1, 2, 3, 1), (17, 3, 5, 1), (40, 4, 7, 2)])
+def test_pairwise_dtypes(dtype, n, b, c, groups):
+    M = _m(n, b, c, dtype)
+    out = bg.pairwise_l1_features(M, groups, mean=True)
+    assert out.dtype == dtype
+    expected = pairwise_l1_features_reference(M.double(), groups, mean=True)
+    torch.testing.assert_close(out.double(), expected, **PAIR_TOLERANCES[dtype])
+    # Backward in every dtype against the float64 reference on the same rounded inputs.
+    Mg = M.detach().requires_grad_()
+    w = torch.randn(out.shape, dtype=torch.float64)
+    (bg.pairwise_l1_features(Mg, groups, mean=True).double() * w).sum().backward()
+    Mr = M.detach().double().requires_grad_()
+    (pairwise_l1_features_reference(Mr, groups, mean=True) * w).sum().backward()
+    grad_tol = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-4),
+                torch.float16: dict(rtol=5e-3, atol=5e-3), torch.bfloat16: dict(rtol=3e-2, atol=3e-2)}[dtype]
+    torch.testing.assert_close(Mg.grad.double(), Mr.grad, **grad_tol)
+
+
+def test_pairwise_exact_values_and_far_points():
+    # Two samples at L1 distance 1.5 in kernel 0 and identical in kernel 1.
+    M = torch.tensor([[[0.0, 1.0], [2.0, 2.0]], [[0.5, 0.0], [2.0, 2.0]]], dtype=torch.float64)
+    out = bg.pairwise_l1_features(M)
+    torch.testing.assert_close(out, torch.tensor([[torch.e ** -1.5, 1.0]] * 2, dtype=torch.float64))
+    incl = bg.pairwise_l1_features(M, exclude_self=False, mean=True)
+    torch.testing.assert_close(incl, (1 + out) / 2)
+    # Far apart samples: features underflow to exactly 0 in every dtype, never NaN.
+    far = torch.tensor([[[0.0]], [[800.0]], [[-900.0]]])  # exp(-800) underflows even in float64
+    for dtype in FLOAT_DTYPES:
+        o = bg.pairwise_l1_features(far.to(dtype))
+        assert torch.equal(o, torch.zeros_like(o))
+
+
+def test_pairwise_float32_cpu_exp_accuracy():
+    # The CPU float32 kernel uses a vectorisable polynomial exp: compare with float64 over a
+    # range of distances (0 .. 80) for each pair.
+    d = torch.linspace(0, 80, 4001, dtype=torch.float64)
+    M = torch.stack([torch.zeros_like(d), d], 0)[:, :, None]  # (2, 4001, 1): kernel b has distance d[b]
+    out = bg.pairwise_l1_features(M.float())
+    expected = torch.exp(-d.float().double())  # the distances the float32 kernel sees
+    torch.testing.assert_close(out[0].double(), expected, rtol=3e-7, atol=0)
+
+
+def test_pairwise_permutation_equivariance():
+    M = _m(23, 6, 4, torch.float32)
+    perm = torch.randperm(23)
+    out = bg.pairwise_l1_features(M, mean=True)
+    torch.testing.assert_close(bg.pairwise_l1_features(M[perm], mean=True), out[perm], rtol=1e-5, atol=1e-6)
+    # With groups, a permutation within each set is also an equivariance.
+    perm_g = torch.cat([torch.randperm(8) + 8 * g for g in range(3)])
+    Mg = _m(24, 3, 5)
+    og = bg.pairwise_l1_features(Mg, groups=3)
+    torch.testing.assert_close(bg.pairwise_l1_features(Mg[perm_g], groups=3), og[perm_g])
+    # Gradients are equivariant too.
+    Ma = M.detach().requires_grad_()
+    Mb = M[perm].detach().requires_grad_()
+    w = torch.randn(23, 6)
+    (bg.pairwise_l1_features(Ma) * w).sum().backward()
+    (bg.pairwise_l1_features(Mb) * w[perm]).sum().backward()
+    torch.testing.assert_close(Mb.grad, Ma.grad[perm], rtol=1e-5, atol=1e-6)
+
+
+def test_pairwise_groups_are_independent():
+    M = _m(12, 3, 2)
+    out = bg.pairwise_l1_features(M, groups=3)
+    for g in range(3):
+        torch.testing.assert_close(out[4 * g : 4 * g + 4], bg.pairwise_l1_features(M[4 * g : 4 * g + 4]))
+
+
+def test_pairwise_non_contiguous_input():
+    base = _m(9, 8, 6)
+    M = base.transpose(1, 2)[:, ::2]  # (9, 3, 8) with strides
+    assert not M.is_contiguous()
+    torch.testing.assert_close(bg.pairwise_l1_features(M), pairwise_l1_features_reference(M))
+
+
+# --------------------------------------------------------------------------------------------
+# pairwise_l1_features: gradients and registration
+
+
+# groups * B >= 8 takes the CPU kernel's symmetric path (each pair computed once), below it the
+# row path: both are covered here and in SHAPES.
+@pytest.mark.parametrize(
+    "n, b, c, groups",
+    [(1, 2, 2, 1), (2, 1, 3, 1), (5, 2, 3, 1), (6, 2, 2, 3), (7, 3, 1, 1), (5, 8, 2, 1), (6, 4, 2, 2), (18, 8, 2, 1)],
+)
+@pytest.mark.parametrize("exclude_self, mean", [(True, False), (True, True), (False, True)])
+def test_pairwise_gradcheck(n, b, c, groups, exclude_self, mean):
+    M = _m(n, b, c).requires_grad_()
+    fn = lambda m: bg.pairwise_l1_features(m, groups, exclude_self, mean)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (M,))
+
+
+def test_pairwise_gradcheck_split():
+    M = _m(8, 2, 3).requires_grad_()
+    split = torch.tensor([0, 1, 1, 0, 2, 1, 0, 0])
+    fn = lambda m: bg.pairwise_l1_features(m, 2, True, True, split, 3)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (M,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n, groups", [(1, 1), (17, 1), (40, 2), (33, 3)])
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_pairwise_symmetric_and_row_paths_agree(dtype, n, groups, exclude_self):
+    # B = 8 kernels at once (symmetric path) vs one kernel at a time (row path, groups * 1 < 8).
+    M = _m(n, 8, 3, dtype).requires_grad_()
+    w = torch.randn(n, 8, dtype=dtype)
+    out = bg.pairwise_l1_features(M, groups, exclude_self, True)
+    (grad,) = torch.autograd.grad((out * w).sum(), M)
+    tol = PAIR_TOLERANCES[dtype] if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for b in range(8) if groups < 8 else []:
+        Mb = M[:, b : b + 1].detach().requires_grad_()
+        ob = bg.pairwise_l1_features(Mb, groups, exclude_self, True)
+        (gb,) = torch.autograd.grad((ob * w[:, b : b + 1]).sum(), Mb)
+        torch.testing.assert_close(ob, out[:, b : b + 1], **tol)
+        torch.testing.assert_close(gb, grad[:, b : b + 1], **tol)
+
+
+def test_pairwise_gradient_of_coinciding_samples_is_zero():
+    # sign(0) = 0: two identical samples exert no force on each other (torch.abs's rule).
+    M = torch.tensor([[[1.0, 2.0]], [[1.0, 2.0]]], dtype=torch.float64, requires_grad=True)
+    bg.pairwise_l1_features(M).sum().backward()
+    assert torch.equal(M.grad, torch.zeros_like(M))
+    Mr = M.detach().requires_grad_()
+    pairwise_l1_features_reference(Mr).sum().backward()
+    assert torch.equal(Mr.grad, torch.zeros_like(Mr))
+
+
+@pytest.mark.parametrize("with_split", [False, True])
+def test_pairwise_opcheck(with_split):
+    M = torch.randn(10, 3, 4, requires_grad=True)
+    split = torch.tensor([0, 1] * 5) if with_split else None
+    P = 2 if with_split else 1
+    torch.library.opcheck(torch.ops.batchgan.pairwise_l1_features.default, (M, 2, True, True, split, P))
+    grad = torch.randn((10, P, 3) if with_split else (10, 3))
+    torch.library.opcheck(
+        torch.ops.batchgan.pairwise_l1_features_backward.default, (grad, M.detach(), 2, True, True, split, P)
+    )
+
+
+def _disc_step(x, module, head):
+    return (head(module(x)) ** 2).mean()
+
+
+def test_pairwise_torch_compile_fullgraph():
+    torch.manual_seed(1)
+    module = bg.MinibatchDiscrimination(6, 4, kernel_dims=3, mean=True)
+    head = torch.nn.Linear(10, 1)
+    x = torch.randn(8, 6, requires_grad=True)
+    eager = _disc_step(x, module, head)
+    eager_grads = torch.autograd.grad(eager, (x, module.T))
+    compiled = torch.compile(_disc_step, fullgraph=True, backend="aot_eager")
+    out = compiled(x, module, head)
+    grads = torch.autograd.grad(out, (x, module.T))
+    torch.testing.assert_close(out, eager)
+    for a, b in zip(grads, eager_grads):
+        torch.testing.assert_close(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# MinibatchDiscrimination module
+
+
+class GistMinibatchDiscrimination(torch.nn.Module):
+    """The widely copied gist / torchgan MinibatchDiscrimination1d layout (materialises N x N x B x C)."""
+
+    def __init__(self, in_features, out_features, kernel_dims, mean=False):
+        super().__init__()
+        self.in_features, self.out_features, self.kernel_dims, self.mean = in_features, out_features, kernel_dims, mean
+        self.T = torch.nn.Parameter(torch.Tensor(in_features, out_features, kernel_dims))
+        torch.nn.init.normal_(self.T, 0, 1)
+
+    def forward(self, x):
+        matrices = x.mm(self.T.view(self.in_features, -1)).view(-1, self.out_features, self.kernel_dims)
+        M = matrices.unsqueeze(0)
+        M_T = M.permute(1, 0, 2, 3)
+        norm = torch.abs(M - M_T).sum(3)
+        o_b = torch.exp(-norm).sum(0) - 1
+        if self.mean:
+            o_b = o_b / (x.size(0) - 1)
+        return torch.cat([x, o_b], 1)
+
+
+@pytest.mark.parametrize("mean", [False, True])
+def test_module_loads_gist_state_dict_and_matches(mean):
+    gist = GistMinibatchDiscrimination(7, 5, 3, mean=mean).double()
+    with torch.no_grad():
+        gist.T.mul_(0.1)  # keep features away from 0 so the comparison is meaningful
+    ours = bg.MinibatchDiscrimination(7, 5, 3, mean=mean).double()
+    ours.load_state_dict(gist.state_dict())  # strict: same keys and shapes
+    x = torch.randn(11, 7, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    out, expected = ours(x), gist(x2)
+    assert out.shape == (11, 12)
+    torch.testing.assert_close(out, expected)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (expected * w).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    torch.testing.assert_close(ours.T.grad, gist.T.grad)
+
+
+def test_module_signature_init_and_bias():
+    m = bg.MinibatchDiscrimination(512, 64, kernel_dims=16)
+    assert m.T.shape == (512, 64, 16) and m.bias is None
+    assert list(m.state_dict()) == ["T"]
+    # N(0, 1) init
+    assert abs(m.T.mean().item()) < 0.01 and abs(m.T.std().item() - 1) < 0.01
+    assert m(torch.randn(4, 512)).shape == (4, 512 + 64)
+    mb = bg.MinibatchDiscrimination(6, 4, 2, bias=True)
+    assert torch.equal(mb.bias.detach(), torch.full((4,), -1.0))  # improved-gan's init
+    x = torch.randn(5, 6)
+    plain = bg.MinibatchDiscrimination(6, 4, 2)
+    plain.T.data.copy_(mb.T.data)
+    torch.testing.assert_close(mb(x)[:, 6:], plain(x)[:, 6:] - 1)
+
+
+def test_module_split_populations():
+    m = bg.MinibatchDiscrimination(5, 3, 2, mean=True, num_populations=2)
+    x = torch.randn(8, 5)
+    split = torch.tensor([0] * 4 + [1] * 4)
+    out = m(x, split)
+    assert out.shape == (8, 5 + 6) and m.output_features == 11
+    M = (x @ m.T.view(5, -1)).view(8, 3, 2)
+    torch.testing.assert_close(out[:, 5:], pairwise_l1_features_reference(M, mean=True, split=split).flatten(1))
+    with pytest.raises(ValueError, match="split"):
+        m(x)
+
+
+# --------------------------------------------------------------------------------------------
+# pairwise_l1_features: bad input
+
+
+@pytest.mark.parametrize(
+    "M, kwargs, message",
+    [
+        (torch.randn(4, 3), dict(), r"M: expected a 3-d tensor \(N, B, C\)"),
+        (torch.randn(2, 4, 3, 1), dict(), r"M: expected a 3-d tensor"),
+        (torch.randn(0, 3, 2), dict(), "M: expected a non-empty batch"),
+        (torch.randn(6, 3, 2), dict(groups=4), "groups: the batch of 6 samples does not split into 4"),
+        (torch.randn(6, 3, 2), dict(groups=0), "groups: expected a positive number"),
+        (torch.randint(0, 3, (6, 3, 2)), dict(), "M: expected a float32"),
+        (torch.randn(6, 3, 2), dict(split=torch.zeros(5, dtype=torch.long)), r"split: expected a 1-d tensor of 6 labels"),
+        (torch.randn(6, 3, 2), dict(split=torch.tensor([0, 1, 2, 0, 1, 0])), r"split: expected labels in \[0, 2\)"),
+        (torch.randn(6, 3, 2), dict(split=torch.tensor([0, 1, -1, 0, 1, 0])), r"split: expected labels in"),
+        (torch.randn(6, 3, 2), dict(split=torch.zeros(6)), "split: expected integer"),
+        (torch.randn(6, 3, 2), dict(split=torch.zeros(6, dtype=torch.long), num_populations=9), "num_populations: expected a value in"),
+        (torch.randn(6, 3, 2), dict(split=torch.zeros(6, dtype=torch.long, device="meta")), "split: expected a tensor on the same device"),
+    ],
+)
+def test_pairwise_bad_input(M, kwargs, message):
+    with pytest.raises(RuntimeError, match=message):
+        bg.pairwise_l1_features(M, **kwargs)
+
+
+def test_pairwise_bad_backward_grad_and_module_input():
+    M = torch.randn(4, 3, 2)
+    with pytest.raises(RuntimeError, match=r"grad: expected the shape of the features \[4, 3\]"):
+        torch.ops.batchgan.pairwise_l1_features_backward(torch.randn(4, 2), M, 1, True, False, None, 1)
+    with pytest.raises(RuntimeError, match="num_populations: expected 1 when split is None"):
+        torch.ops.batchgan.pairwise_l1_features(M, 1, True, False, None, 2)
+    m = bg.MinibatchDiscrimination(5, 3, 2)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 5\)"):
+        m(torch.randn(4, 6))
+    with pytest.raises(RuntimeError, match="M: expected a non-empty batch"):
+        m(torch.randn(0, 5))
+    with pytest.raises(ValueError, match="kernel_dims: expected a positive integer"):
+        bg.MinibatchDiscrimination(5, 3, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# minibatch_stddev
+
+STD_SHAPES = [
+    # (x shape, group_size, num_channels)
+    ((8, 4, 3, 3), 4, 1),
+    ((8, 6, 5, 2), 2, 3),
+    ((3, 2, 4, 4), 4, 1),  # N < group size: one group of all 3 samples
+    ((1, 3, 2, 2), 4, 1),  # one sample: zero variance, sqrt(1e-8)
+    ((12, 5), 3, 5),  # (N, C) features
+    ((6, 2, 3, 1, 5), 2, 2),  # 3 spatial dims
+]
+
+
+@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES)
+def test_stddev_matches_stylegan_reference(shape, group_size, num_channels):
+    x = torch.randn(shape, dtype=torch.float64)
+    out = bg.minibatch_stddev(x, group_size, num_channels)
+    expected = minibatch_stddev_reference(x, group_size, num_channels)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, **TOLERANCES[torch.float64])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_stddev_dtypes(dtype):
+    x = torch.randn(8, 6, 5, 3).to(dtype)
+    out = bg.minibatch_stddev(x, 4, 2)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), minibatch_stddev_reference(x.double(), 4, 2), **TOLERANCES[dtype])
+    xg = x.detach().requires_grad_()
+    w = torch.randn(out.shape, dtype=torch.float64)
+    (bg.minibatch_stddev(xg, 4, 2).double() * w).sum().backward()
+    xr = x.detach().double().requires_grad_()
+    (minibatch_stddev_reference(xr, 4, 2) * w).sum().backward()
+    tol = {torch.float64: TOLERANCES[torch.float64], torch.float32: dict(rtol=1e-5, atol=1e-5),
+           torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}[dtype]
+    torch.testing.assert_close(xg.grad.double(), xr.grad, **tol)
+
+
+@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES[:5])
+def test_stddev_gradcheck(shape, group_size, num_channels):
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: bg.minibatch_stddev(t, group_size, num_channels), (x,))
+
+
+def test_stddev_groups_are_strided():
+    # Group r holds samples r, r + N/G, ...: make samples 0 and 2 identical, 1 and 3 different.
+    x = torch.zeros(4, 1, 1, 1, dtype=torch.float64)
+    x[1], x[3] = 1.0, 3.0
+    out = bg.minibatch_stddev(x, group_size=2)
+    torch.testing.assert_close(out[:, 1].flatten(), torch.tensor([1e-4, 1.0, 1e-4, 1.0], dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+
+
+def test_stddev_opcheck_and_compile():
+    x = torch.randn(8, 4, 3, 3, requires_grad=True)
+    torch.library.opcheck(torch.ops.batchgan.minibatch_stddev.default, (x, 4, 2))
+    torch.library.opcheck(torch.ops.batchgan.minibatch_stddev_backward.default, (torch.randn(8, 6, 3, 3), x.detach(), 4, 2))
+    layer = bg.MinibatchStdDev(group_size=4)
+    conv = torch.nn.Conv2d(5, 1, 3)
+    fn = lambda t: conv(layer(t)).square().mean()  # noqa: E731
+    eager = fn(x)
+    eager_grad = torch.autograd.grad(eager, x)[0]
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(torch.autograd.grad(out, x)[0], eager_grad)
+
+
+@pytest.mark.parametrize(
+    "x, kwargs, message",
+    [
+        (torch.randn(6, 4, 2, 2), dict(group_size=4), "group_size: the batch of 6 samples is not divisible by the group size 4"),
+        (torch.randn(6, 4, 2, 2), dict(group_size=0), "group_size: expected a positive"),
+        (torch.randn(8, 5, 2, 2), dict(num_channels=2), "num_channels: the 5 channels of x do not split into 2"),
+        (torch.randn(8, 4), dict(num_channels=0), "num_channels: expected a positive"),
+        (torch.randn(8), dict(), r"x: expected a batch \(N, C, \*spatial\)"),
+        (torch.randn(0, 4, 2, 2), dict(), "x: expected a non-empty batch"),
+        (torch.randint(0, 4, (8, 4, 2, 2)), dict(), "x: expected a float32"),
+    ],
+)
+def test_stddev_bad_input(x, kwargs, message):
+    with pytest.raises(RuntimeError, match=message):
+        bg.minibatch_stddev(x, **kwargs)
+
+
+def test_stddev_module_and_non_contiguous():
+    layer = bg.MinibatchStdDev(group_size=2, num_channels=1)
+    x = torch.randn(4, 6, 5, 5).to(memory_format=torch.channels_last)
+    torch.testing.assert_close(layer(x), minibatch_stddev_reference(x, 2, 1))
+    assert "group_size=2" in repr(layer)
+    with pytest.raises(ValueError, match="group_size"):
+        bg.MinibatchStdDev(group_size=0)
+
+
+# --------------------------------------------------------------------------------------------
+# the CUDA kernels, executed by the CPU emulator, against the CPU kernels
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize(
+    "n, b, c, groups, with_split",
+    [
+        (1, 2, 3, 1, False),  # N = 1
+        (3, 2, 2, 3, False),  # sets of one sample
+        (37, 2, 5, 1, False),  # not a multiple of the 32-sample tile
+        (130, 1, 3, 1, True),  # two row blocks (128 rows each), ragged last tile
+        (20, 3, 35, 2, True),  # C larger than the 32-dim chunk
+    ],
+)
+def test_emulated_pairwise_matches_cpu(emulated, dtype, n, b, c, groups, with_split):
+    M = _m(n, b, c, dtype)
+    split = torch.randint(0, 3, (n,)) if with_split else None
+    P = 3 if with_split else 1
+    for exclude_self, mean in [(True, True), (False, False)]:
+        args = (groups, exclude_self, mean, split, P)
+        out = emulated.pairwise_l1_features(M, *args)
+        expected = torch.ops.batchgan.pairwise_l1_features(M, *args)
+        torch.testing.assert_close(out, expected, **PAIR_TOLERANCES[dtype])
+        grad = torch.randn(expected.shape).to(dtype)
+        got = emulated.pairwise_l1_features_backward(grad, M, *args)
+        ref = torch.ops.batchgan.pairwise_l1_features_backward(grad, M, *args)
+        tol = PAIR_TOLERANCES[dtype] if dtype != torch.float32 else dict(rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(got, ref, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES + [((4, 3, 17, 19), 2, 1)])
+def test_emulated_stddev_matches_cpu(emulated, dtype, shape, group_size, num_channels):
+    # (4, 3, 17, 19): 3 * 323 elements per block, not a multiple of the 256 threads.
+    x = torch.randn(shape).to(dtype)
+    out = emulated.minibatch_stddev(x, group_size, num_channels)
+    expected = torch.ops.batchgan.minibatch_stddev(x, group_size, num_channels)
+    torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
+    grad = torch.randn(expected.shape).to(dtype)
+    got = emulated.minibatch_stddev_backward(grad, x, group_size, num_channels)
+    ref = torch.ops.batchgan.minibatch_stddev_backward(grad, x, group_size, num_channels)
+    torch.testing.assert_close(got, ref, **TOLERANCES[dtype])
+
+
+def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
+    with pytest.raises(RuntimeError, match="groups: the batch of 6 samples"):
+        emulated.pairwise_l1_features(torch.randn(6, 2, 2), 4, True, False, None, 1)
+    with pytest.raises(RuntimeError, match="group_size: the batch of 6 samples"):
+        emulated.minibatch_stddev(torch.randn(6, 2, 2, 2), 4, 1)
