@@ -20,7 +20,6 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import batchgan_ext as bg  # noqa: E402
@@ -93,8 +92,11 @@ def main(argv=None):
     parser.add_argument("--groups", type=int, default=1, help="number of sets in the batch (default 1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile candidate")
     args = parser.parse_args(argv)
-    rounds, warmup = (5, 2) if args.quick else (15, 3)
-    compile_naive = not args.no_compile
+    return run(quick=args.quick, groups=args.groups, compile_naive=not args.no_compile)
+
+
+def run(quick=False, groups=1, compile_naive=True):
+    rounds, warmup = (5, 2) if quick else (15, 3)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
 
@@ -117,7 +119,7 @@ def main(argv=None):
     rows, records = [], []
     ratios = {n: [] for n in names if n != "plain"}
     for name, shape, kind, tensors, conv_kw in shapes:
-        fns = _candidates(kind, *tensors, args.groups, conv_kw, compile_naive)
+        fns = _candidates(kind, *tensors, groups, conv_kw, compile_naive)
         times = time_interleaved(fns, warmup=warmup, rounds=rounds)
         rel = {n: times[n] / times["plain"] for n in names if n != "plain"}
         for n, r in rel.items():
@@ -129,8 +131,8 @@ def main(argv=None):
     rows.append(["geomean", ""] + [""] * len(names) + [f"{geo[n]:.2f}x" for n in geo] + [""])
     columns = ["layer", "shape"] + names + [f"{n}/plain" for n in names if n != "plain"] + ["fused<naive"]
     print_table(f"equivariant layers, forward+backward, median of {rounds} interleaved rounds, "
-                f"{torch.get_num_threads()} threads, groups={args.groups}", columns, rows)
-    write_json("equivariant", {"groups": args.groups, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
+                f"{torch.get_num_threads()} threads, groups={groups}", columns, rows)
+    write_json("equivariant", {"groups": groups, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
     return geo
 
 

@@ -17,54 +17,22 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import batchgan_ext as bg  # noqa: E402
 from batchgan_ext.reference.minibatch import pairwise_l1_features_reference  # noqa: E402
-from common import format_bytes, format_time, print_table, time_interleaved, write_json  # noqa: E402
+from common import (  # noqa: E402
+    format_bytes,
+    format_time,
+    peak_memory_bytes,
+    print_table,
+    time_interleaved,
+    write_json,
+)
 
 # One N x N x B x C float32 tensor above this is not run (autograd keeps several of them).
 NAIVE_LIMIT_BYTES = 512 * 1024 * 1024
 SIZES = [64, 256, 1024, 4096]
 KERNEL_SHAPES = [(100, 5), (64, 16)]
-
-
-def _proc_status_bytes(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
-
-
-def _fixed_mmap_threshold():
-    """glibc serves blocks above a dynamic threshold (growing to 32 MB after large frees) from
-    the heap, where freed memory stays resident and a later allocation does not raise the
-    high-water mark. A fixed 64 KiB threshold maps every sizeable tensor on allocation and
-    unmaps it on free, so VmHWM tracks the live tensor bytes."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
-        libc.mallopt(M_TRIM_THRESHOLD, 64 * 1024)
-        libc.malloc_trim(0)
-    except OSError:
-        pass
-
-
-def rss_peak_bytes(fn):
-    """Peak resident memory while fn() ran, above the resident memory before it (Linux: the
-    high-water mark VmHWM is reset through /proc/self/clear_refs). Used instead of
-    common.peak_memory_bytes, which sums only the profiler's "[memory]" events: under torch
-    2.14 allocations made inside operators are attributed to the operator events, so it reports
-    0 for both candidates here."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    base = _proc_status_bytes("VmRSS:")
-    fn()
-    return _proc_status_bytes("VmHWM:") - base
 
 
 def _fwd_bwd(fn, M, w):
@@ -100,9 +68,9 @@ def bench(sizes, kernel_shapes, with_compile=True):
                 fns["compiled"]()  # compile outside the timed rounds
             compile_s = time.perf_counter() - t0
             times = time_interleaved(fns, warmup=1 if n <= 1024 else 0, rounds=_rounds(n))
-            mem = {"fused": rss_peak_bytes(fns["fused"])}
+            mem = {"fused": peak_memory_bytes(fns["fused"])}
             if run_naive:
-                mem["naive"] = rss_peak_bytes(fns["naive"])
+                mem["naive"] = peak_memory_bytes(fns["naive"])
             skip = f"skipped: N*N*B*C tensor {format_bytes(naive_bytes)}" if not run_naive else None
             fused = times["fused"]
             ratio = lambda k: f"{times[k] / fused:.1f}x" if k in times else "-"  # noqa: E731
@@ -143,10 +111,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="N in {64, 256} at (B, C) = (100, 5) only")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     args = parser.parse_args(argv)
-    sizes = [64, 256] if args.quick else SIZES
-    shapes = KERNEL_SHAPES[:1] if args.quick else KERNEL_SHAPES
-    _fixed_mmap_threshold()
-    rows, records = bench(sizes, shapes, with_compile=not args.no_compile)
+    return run(quick=args.quick, with_compile=not args.no_compile)
+
+
+def run(quick=False, with_compile=True):
+    sizes = [64, 256] if quick else SIZES
+    shapes = KERNEL_SHAPES[:1] if quick else KERNEL_SHAPES
+    rows, records = bench(sizes, shapes, with_compile=with_compile)
     columns = [
         "N",
         "(B,C)",
@@ -163,7 +134,7 @@ def main(argv=None):
         columns,
         rows,
     )
-    write_json("bench_minibatch", {"results": records, "naive_limit_bytes": NAIVE_LIMIT_BYTES})
+    write_json("minibatch", {"results": records, "naive_limit_bytes": NAIVE_LIMIT_BYTES})
     return records
 
 
