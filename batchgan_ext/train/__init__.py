@@ -1,0 +1,22 @@
+"""Training layer: BGAN / M-BGAN and baseline GANs on the 2D mode-dropping benchmark, built from
+batchgan_ext's public ops and modules. CLI: ``python -m batchgan_ext.train --help``."""
+
+from .datasets import DATASETS, MixtureOfGaussians2D, grid25, make_dataset, ring8
+from .metrics import mode_metrics
+from .networks import METHODS, make_discriminator, make_generator
+from .trainer import PRESETS, TrainConfig, Trainer
+
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "PRESETS",
+    "MixtureOfGaussians2D",
+    "TrainConfig",
+    "Trainer",
+    "grid25",
+    "make_dataset",
+    "make_discriminator",
+    "make_generator",
+    "mode_metrics",
+    "ring8",
+]

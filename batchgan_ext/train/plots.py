@@ -1,0 +1,58 @@
+"""PNG figures of a run or a comparison: generated samples over the mode centres, one panel per
+method (like the BGAN paper's Fig. 3), and the loss curves."""
+
+from typing import Dict, Sequence
+
+import torch
+
+__all__ = ["plot_samples", "plot_losses"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_samples(path: str, panels: Dict[str, torch.Tensor], means: torch.Tensor, title: str = "") -> None:
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
+    lim = float(means.abs().max()) * 1.4 + 0.2
+    for ax, (name, samples) in zip(axes[0], panels.items()):
+        s = samples.detach().cpu()
+        ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.35, color="tab:blue", label="generated")
+        ax.scatter(means[:, 0], means[:, 1], s=18, marker="x", color="tab:red", label="mode centres")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=10)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(loc="lower left", fontsize=6, markerscale=2)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_losses(path: str, histories: Dict[str, Dict[str, Sequence[float]]], title: str = "") -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, h in histories.items():
+        axes[0].plot(h["step"], h["loss_d"], label=name, linewidth=1)
+        axes[1].plot(h["step"], h["loss_g"], label=name, linewidth=1)
+    axes[0].set_title("discriminator loss", fontsize=10)
+    axes[1].set_title("generator loss", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("generator step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
