@@ -169,6 +169,34 @@ def test_set_mean_gradcheck_and_gradgradcheck():
     assert torch.autograd.gradgradcheck(lambda t: bg.set_mean(t, 3), (x,))
 
 
+@pytest.mark.parametrize("layer", ["linear", "conv2d"])
+def test_double_backward_raises(layer):
+    if layer == "linear":
+        x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+        wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        out = bg.equivariant_linear(x, wl, wg, None, 2, "leaky_relu", 0.1)
+    else:
+        (x, wl, wg, _), kw = _conv_inputs(CONV_CASES[1], torch.float64, False, requires_grad=True)
+        out = bg.equivariant_conv2d(x, wl, wg, None, activation="relu", **kw)
+    with pytest.raises(RuntimeError, match=f"equivariant_{layer}: double backward \\(create_graph=True\\) is not supported"):
+        torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
+    # A first-order backward of the same graph still works afterwards.
+    (gx,) = torch.autograd.grad(out.pow(2).sum(), x)
+    assert gx.shape == x.shape
+
+
+def test_gradients_without_bias_and_partial_requires_grad():
+    x = torch.randn(6, 4, dtype=torch.float64)
+    wl = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    wg = torch.randn(3, 4, dtype=torch.float64)
+    out = bg.equivariant_linear(x, wl, wg, None, 3, "relu", 0.0)
+    (gw,) = torch.autograd.grad(out.sum(), (wl,))
+    ref = torch.autograd.grad(equivariant_linear_reference(x, wl, wg, None, groups=3, activation="relu").sum(), (wl,))
+    torch.testing.assert_close(gw, ref[0], **PRODUCT_TOL[torch.float64])
+    # No input requires grad: no graph is recorded.
+    assert not bg.equivariant_linear(x, wl.detach(), wg, None, 3).requires_grad
+
+
 def test_only_requested_gradients_are_computed():
     (x, wl, wg, b), kw = _conv_inputs(CONV_CASES[1], torch.float32, True)
     wl.requires_grad_(True)
