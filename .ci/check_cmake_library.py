@@ -36,7 +36,34 @@ def main(path):
     torch.testing.assert_close(loss, ref)
     loss.backward()
     torch.testing.assert_close(logits.grad, (v - u).detach() / 8)
-    print("CMake-built library OK: mix and bernoulli_kl_loss match, autograd works")
+
+    # pairwise_l1_features (exclude_self, one population): o_ib = sum_{j != i} exp(-|M_ib - M_jb|_1).
+    M = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    out = torch.ops.batchgan.pairwise_l1_features(M, 1, True, False, None, 1)
+    Mr = M.detach().requires_grad_()
+    ref = torch.exp(-(Mr[:, None] - Mr[None]).abs().sum(-1)).sum(1) - 1
+    torch.testing.assert_close(out, ref)
+    w = torch.randn_like(ref)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    torch.testing.assert_close(M.grad, Mr.grad)
+
+    # minibatch_stddev, group of 2 strided samples, one stddev channel (StyleGAN2-ADA layout).
+    x = torch.randn(4, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    out = torch.ops.batchgan.minibatch_stddev(x, 2, 1)
+    xr = x.detach().requires_grad_()
+    y = xr.reshape(2, 2, 2, 3, 3)
+    s = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=[1, 2, 3])  # one value per group
+    ref = torch.cat([xr, s.repeat(2).view(4, 1, 1, 1).expand(4, 1, 3, 3)], 1)
+    torch.testing.assert_close(out, ref)
+    w = torch.randn_like(ref)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
+    print(
+        "CMake-built library OK: mix, bernoulli_kl_loss, pairwise_l1_features and minibatch_stddev match, "
+        "autograd works"
+    )
 
 
 if __name__ == "__main__":

@@ -207,6 +207,19 @@ def test_pairwise_gradient_of_coinciding_samples_is_zero():
 
 
 @pytest.mark.parametrize("with_split", [False, True])
+def test_pairwise_double_backward_raises(with_split):
+    # The C++ autograd kernel's backward op is not differentiable: create_graph=True raises
+    # instead of silently giving a zero second derivative.
+    M = _m(6, 3, 2).requires_grad_()
+    split = torch.tensor([0, 1] * 3) if with_split else None
+    out = bg.pairwise_l1_features(M, split=split)
+    with pytest.raises(RuntimeError, match=r"pairwise_l1_features: double backward \(create_graph=True\) is not supported"):
+        torch.autograd.grad(out.sum(), M, create_graph=True)
+    (grad,) = torch.autograd.grad(out.sum(), M)  # first order still works on the same graph
+    assert grad.shape == M.shape and not grad.requires_grad
+
+
+@pytest.mark.parametrize("with_split", [False, True])
 def test_pairwise_opcheck(with_split):
     M = torch.randn(10, 3, 4, requires_grad=True)
     split = torch.tensor([0, 1] * 5) if with_split else None
@@ -391,6 +404,16 @@ def test_stddev_dtypes(dtype):
 def test_stddev_gradcheck(shape, group_size, num_channels):
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: bg.minibatch_stddev(t, group_size, num_channels), (x,))
+
+
+def test_stddev_double_backward_raises():
+    # E.g. an R1 gradient penalty through the layer: a clear error, not a zero second derivative.
+    x = torch.randn(8, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    out = bg.minibatch_stddev(x, 4, 2)
+    with pytest.raises(RuntimeError, match=r"minibatch_stddev: double backward \(create_graph=True\) is not supported"):
+        torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    assert grad.shape == x.shape and not grad.requires_grad
 
 
 def test_stddev_groups_are_strided():

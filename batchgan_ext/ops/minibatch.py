@@ -2,9 +2,9 @@
 3.2) and the minibatch standard deviation (Karras et al. 2018, section 3).
 
 The kernels are ``torch.ops.batchgan.pairwise_l1_features`` and
-``torch.ops.batchgan.minibatch_stddev`` (csrc/ops/pairwise_l1, csrc/ops/minibatch_stddev);
-this module registers their fake kernels (shape inference for torch.compile) and autograd
-formulas, and wraps them for users.
+``torch.ops.batchgan.minibatch_stddev`` (csrc/ops/pairwise_l1, csrc/ops/minibatch_stddev),
+with their autograd in C++ (the ops' autograd/ folders; double backward raises); this module
+registers their fake kernels (shape inference for torch.compile) and wraps them for users.
 """
 
 from typing import Optional
@@ -65,26 +65,7 @@ def _pairwise_l1_features_backward_fake(grad, M, groups, exclude_self, mean, spl
     return torch.empty_like(M, memory_format=torch.contiguous_format)
 
 
-def _pairwise_setup_context(ctx, inputs, output):
-    M, groups, exclude_self, mean, split, num_populations = inputs
-    # Only M (N x B x C) is saved: the backward recomputes the pairwise terms.
-    ctx.save_for_backward(M)
-    ctx.split = split
-    ctx.args = (groups, exclude_self, mean)
-    ctx.num_populations = num_populations
-
-
-def _pairwise_backward(ctx, grad):
-    (M,) = ctx.saved_tensors
-    grad_m = torch.ops.batchgan.pairwise_l1_features_backward(
-        grad, M, *ctx.args, ctx.split, ctx.num_populations
-    )
-    return grad_m, None, None, None, None, None
-
-
-torch.library.register_autograd(
-    "batchgan::pairwise_l1_features", _pairwise_backward, setup_context=_pairwise_setup_context
-)
+# Autograd: csrc/ops/pairwise_l1/autograd/pairwise_l1_autograd.cpp.
 
 
 def pairwise_l1_features(
@@ -165,18 +146,7 @@ def _minibatch_stddev_backward_fake(grad, x, group_size, num_channels):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-def _stddev_setup_context(ctx, inputs, output):
-    x, group_size, num_channels = inputs
-    ctx.save_for_backward(x)
-    ctx.args = (group_size, num_channels)
-
-
-def _stddev_backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return torch.ops.batchgan.minibatch_stddev_backward(grad, x, *ctx.args), None, None
-
-
-torch.library.register_autograd("batchgan::minibatch_stddev", _stddev_backward, setup_context=_stddev_setup_context)
+# Autograd: csrc/ops/minibatch_stddev/autograd/minibatch_stddev_autograd.cpp.
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_channels: int = 1) -> torch.Tensor:
