@@ -49,7 +49,7 @@ def _rounds(n):
 
 
 def bench(sizes, kernel_shapes, with_compile=True):
-    rows, records = [], []
+    rows, records, measured = [], [], []
     compiled_ref = torch.compile(pairwise_l1_features_reference) if with_compile else None
     for b, c in kernel_shapes:
         for n in sizes:
@@ -68,41 +68,46 @@ def bench(sizes, kernel_shapes, with_compile=True):
                 fns["compiled"]()  # compile outside the timed rounds
             compile_s = time.perf_counter() - t0
             times = time_interleaved(fns, warmup=1 if n <= 1024 else 0, rounds=_rounds(n))
-            mem = {"fused": peak_memory_bytes(fns["fused"])}
-            if run_naive:
-                mem["naive"] = peak_memory_bytes(fns["naive"])
-            skip = f"skipped: N*N*B*C tensor {format_bytes(naive_bytes)}" if not run_naive else None
-            fused = times["fused"]
-            ratio = lambda k: f"{times[k] / fused:.1f}x" if k in times else "-"  # noqa: E731
-            rows.append(
-                [
-                    f"{n}",
-                    f"({b},{c})",
-                    format_time(fused),
-                    format_time(times.get("naive")) if run_naive else skip,
-                    format_time(times.get("compiled")) if "compiled" in times else (skip or "-"),
-                    ratio("naive"),
-                    ratio("compiled"),
-                    format_bytes(mem["fused"]),
-                    format_bytes(mem.get("naive")) if run_naive else "-",
-                ]
-            )
-            records.append(
-                {
-                    "N": n,
-                    "B": b,
-                    "C": c,
-                    "fused_s": fused,
-                    "naive_s": times.get("naive"),
-                    "compiled_s": times.get("compiled"),
-                    "compile_time_s": compile_s if "compiled" in fns else None,
-                    "fused_peak_bytes": mem["fused"],
-                    "naive_peak_bytes": mem.get("naive"),
-                    "naive_skipped": skip,
-                    "rounds": _rounds(n),
-                }
-            )
-            print(f"  done N={n} B={b} C={c}", flush=True)
+            measured.append((n, b, c, M, fns, run_naive, naive_bytes, times, compile_s))
+            print(f"  timed N={n} B={b} C={c}", flush=True)
+    # Peak memory after all timings: peak_memory_bytes fixes glibc's mmap threshold, which
+    # makes every later allocation a fresh mapping and would slow the timed candidates.
+    for n, b, c, M, fns, run_naive, naive_bytes, times, compile_s in measured:
+        mem = {}
+        for name in ("fused", "naive") if run_naive else ("fused",):
+            M.grad = None  # the previous gradient would otherwise be freed inside the measurement
+            mem[name] = peak_memory_bytes(fns[name])
+        skip = f"skipped: N*N*B*C tensor {format_bytes(naive_bytes)}" if not run_naive else None
+        fused = times["fused"]
+        ratio = lambda k: f"{times[k] / fused:.1f}x" if k in times else "-"  # noqa: E731
+        rows.append(
+            [
+                f"{n}",
+                f"({b},{c})",
+                format_time(fused),
+                format_time(times.get("naive")) if run_naive else skip,
+                format_time(times.get("compiled")) if "compiled" in times else (skip or "-"),
+                ratio("naive"),
+                ratio("compiled"),
+                format_bytes(mem["fused"]),
+                format_bytes(mem.get("naive")) if run_naive else "-",
+            ]
+        )
+        records.append(
+            {
+                "N": n,
+                "B": b,
+                "C": c,
+                "fused_s": fused,
+                "naive_s": times.get("naive"),
+                "compiled_s": times.get("compiled"),
+                "compile_time_s": compile_s if "compiled" in fns else None,
+                "fused_peak_bytes": mem["fused"],
+                "naive_peak_bytes": mem.get("naive"),
+                "naive_skipped": skip,
+                "rounds": _rounds(n),
+            }
+        )
     return rows, records
 
 

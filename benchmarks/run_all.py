@@ -6,13 +6,12 @@ benchmarks/results/<name>.json.
 
 import argparse
 import glob
-import importlib
 import os
+import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 
 def main(argv=None):
@@ -27,11 +26,18 @@ def main(argv=None):
         if unknown:
             parser.error(f"unknown benchmark(s) {sorted(unknown)}; have {names}")
         names = [n for n in names if n in wanted]
+    failed = []
     for name in names:
         start = time.perf_counter()
         print(f"\n==================== benchmark: {name} ====================", flush=True)
-        importlib.import_module(f"bench_{name}").run(quick=args.quick)
+        # One process per benchmark: allocator settings (the peak-memory measurement fixes
+        # glibc's mmap threshold), compile caches and thread pools do not leak between them.
+        cmd = [sys.executable, os.path.join(HERE, f"bench_{name}.py")] + (["--quick"] if args.quick else [])
+        if subprocess.call(cmd) != 0:
+            failed.append(name)
         print(f"[{name}: {time.perf_counter() - start:.0f} s]", flush=True)
+    if failed:
+        sys.exit(f"benchmarks failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
