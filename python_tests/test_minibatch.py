@@ -196,6 +196,24 @@ def test_pairwise_symmetric_and_row_paths_agree(dtype, n, groups, exclude_self):
         torch.testing.assert_close(gb, grad[:, b : b + 1], **tol)
 
 
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 6, 8, 13, 16, 17])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pairwise_symmetric_path_every_kernel_dim(c, dtype):
+    # The CPU symmetric path is compiled for C in {1, 2, 3, 4, 5, 8, 16} and has a run-time-C
+    # fallback for the others: all of them against the float64 reference, values and gradient
+    # (N = 19: one full block of 16 samples plus a partial one; B = 8 kernels: symmetric path).
+    M = _m(19, 8, c, dtype).requires_grad_()
+    w = torch.randn(19, 8, dtype=dtype)
+    out = bg.pairwise_l1_features(M, 1, True, False)
+    (grad,) = torch.autograd.grad((out * w).sum(), M)
+    Mr = M.detach().double().requires_grad_()
+    ref = pairwise_l1_features_reference(Mr, 1, True, False)
+    (grad_ref,) = torch.autograd.grad((ref * w.double()).sum(), Mr)
+    tol = PAIR_TOLERANCES[torch.float64] if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.double(), ref, **tol)
+    torch.testing.assert_close(grad.double(), grad_ref, **tol)
+
+
 def test_pairwise_gradient_of_coinciding_samples_is_zero():
     # sign(0) = 0: two identical samples exert no force on each other (torch.abs's rule).
     M = torch.tensor([[[1.0, 2.0]], [[1.0, 2.0]]], dtype=torch.float64, requires_grad=True)

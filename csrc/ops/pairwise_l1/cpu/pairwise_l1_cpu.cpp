@@ -25,7 +25,7 @@ namespace {
 // baseline (SSE2: 4), and picked at load time by an ifunc; the build itself targets the
 // baseline. Each call covers a whole row (n samples), so the indirect call is amortised.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BATCHGAN_ROW_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default"))) __attribute__((noinline))
+#define BATCHGAN_ROW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) __attribute__((noinline))
 #else
 #define BATCHGAN_ROW_KERNEL inline
 #endif
@@ -40,7 +40,9 @@ int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 // (G, B, C, n_pad) copy of M (N, B, C) in the accumulation dtype, zero padded over j.
 at::Tensor transpose_to_columns(const PairwiseL1Inputs& in) {
-  at::Tensor cols = at::zeros({in.groups, in.b, in.c, padded(in.set_size)}, in.m.options().dtype(in.acc_type));
+  const int64_t np = padded(in.set_size);
+  at::Tensor cols = at::empty({in.groups, in.b, in.c, np}, in.m.options().dtype(in.acc_type));
+  if (np > in.set_size) cols.narrow(3, in.set_size, np - in.set_size).zero_();
   cols.narrow(3, 0, in.set_size)
       .copy_(in.m.view({in.groups, in.set_size, in.b, in.c}).permute({0, 2, 3, 1}));
   return cols;
@@ -140,23 +142,49 @@ inline void first_block_weights(const acc_t* __restrict valid, int64_t first, in
   for (int64_t jj = 0; jj < kLanes; ++jj) w[jj] = first + jj > i ? valid[first + jj] : acc_t(0);
 }
 
-// Forward: returns sum_{j > i} c_b(i, j) and adds each term to acc[j].
-template <typename acc_t>
+// The symmetric kernels take the kernel dimension C as a template argument kC for the common
+// sizes (kC = 0: C at run time): with the c loops unrolled, row i's values M_i,b,c and the
+// backward's per-c lane sums stay in registers across the whole row.
+template <int kC>
+inline int64_t c_count(int64_t c_dims) {
+  return kC > 0 ? kC : c_dims;
+}
+
+// d[jj] = sum_c |m[c] - M_(j0+jj),b,c| with row i's values m hoisted out of the j loop.
+template <int kC, typename acc_t>
+inline void block_distances_to(const acc_t* __restrict cols, int64_t np, int64_t c_dims, const acc_t* __restrict m,
+                               int64_t j0, acc_t* __restrict d) {
+  for (int64_t jj = 0; jj < kLanes; ++jj) d[jj] = acc_t(0);
+  for (int64_t c = 0; c < c_count<kC>(c_dims); ++c) {
+    const acc_t* __restrict col = cols + c * np + j0;
+    for (int64_t jj = 0; jj < kLanes; ++jj) d[jj] += pl1_abs(col[jj] - m[c]);
+  }
+}
+
+// Forward: returns sum_{j > i} c_b(i, j) and adds each term to acc[j]. `m` is row i's C values.
+template <int kC, typename acc_t>
 BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
-                                            int64_t np, int64_t c_dims, int64_t i, acc_t* __restrict acc) {
+                                            int64_t np, int64_t c_dims, int64_t i, const acc_t* __restrict m_row,
+                                            acc_t* __restrict acc) {
+  acc_t m_local[kC > 0 ? kC : 1];
+  const acc_t* __restrict m = m_row;
+  if constexpr (kC > 0) {
+    for (int64_t c = 0; c < kC; ++c) m_local[c] = m_row[c];
+    m = m_local;
+  }
   acc_t lane_sum[kLanes] = {};
   acc_t d[kLanes], w[kLanes];
   const int64_t first = first_block_after(i);
   if (first >= np) return acc_t(0);
   first_block_weights(valid, first, i, w);
-  block_distances(cols, np, c_dims, i, first, d);
+  block_distances_to<kC>(cols, np, c_dims, m, first, d);
   for (int64_t jj = 0; jj < kLanes; ++jj) {
     const acc_t e = pl1_exp_neg_cpu(d[jj]) * w[jj];
     lane_sum[jj] += e;
     acc[first + jj] += e;
   }
   for (int64_t j0 = first + kLanes; j0 < np; j0 += kLanes) {
-    block_distances(cols, np, c_dims, i, j0, d);
+    block_distances_to<kC>(cols, np, c_dims, m, j0, d);
     for (int64_t jj = 0; jj < kLanes; ++jj) {
       const acc_t e = pl1_exp_neg_cpu(d[jj]) * valid[j0 + jj];
       lane_sum[jj] += e;
@@ -168,44 +196,69 @@ BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const 
   return s;
 }
 
-// Backward: coef[j] = c_b(i, j) (hi + h[j]) for j > i (0 elsewhere in the blocks visited).
-template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_coefficients_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
-                                                int64_t np, int64_t c_dims, int64_t i, acc_t hi,
-                                                const acc_t* __restrict h, acc_t* __restrict coef) {
-  acc_t d[kLanes], w[kLanes];
+// Backward, one pass over the pairs (i, j > i) of row i: per block of kLanes samples the
+// coefficient coef_j = c_b(i, j) (h_i + h_j) stays in registers while, for every c,
+// t_j = coef_j sign(M_i,c - M_j,c) is added to row i's lane sums (with a minus sign) and to
+// acc[c][j] (the pair's other side). On return grad_i[c] = acc[c][i] - sum_j t_j; acc[c][i]
+// is complete by then, since only rows before i add to it. `lanes_scratch` is C * kLanes
+// values, used when kC = 0.
+template <int kC, typename acc_t>
+BATCHGAN_ROW_KERNEL void row_gradient_upper(const acc_t* __restrict cols, const acc_t* __restrict valid, int64_t np,
+                                            int64_t c_dims, int64_t i, const acc_t* __restrict m_row, acc_t hi,
+                                            const acc_t* __restrict h, acc_t* __restrict acc,
+                                            acc_t* __restrict lanes_scratch, acc_t* __restrict grad) {
+  acc_t m_local[kC > 0 ? kC : 1];
+  acc_t lanes_local[kC > 0 ? kC * kLanes : 1];
+  const acc_t* __restrict m = m_row;
+  acc_t* __restrict lanes = lanes_scratch;
+  if constexpr (kC > 0) {
+    for (int64_t c = 0; c < kC; ++c) m_local[c] = m_row[c];
+    m = m_local;
+    lanes = lanes_local;
+  }
+  const int64_t c_dims_n = c_count<kC>(c_dims);
+  for (int64_t k = 0; k < c_dims_n * kLanes; ++k) lanes[k] = acc_t(0);
   const int64_t first = first_block_after(i);
-  if (first >= np) return;
-  first_block_weights(valid, first, i, w);
-  block_distances(cols, np, c_dims, i, first, d);
-  for (int64_t jj = 0; jj < kLanes; ++jj) coef[first + jj] = pl1_exp_neg_cpu(d[jj]) * (hi + h[first + jj]) * w[jj];
-  for (int64_t j0 = first + kLanes; j0 < np; j0 += kLanes) {
-    block_distances(cols, np, c_dims, i, j0, d);
-    for (int64_t jj = 0; jj < kLanes; ++jj) {
-      coef[j0 + jj] = pl1_exp_neg_cpu(d[jj]) * (hi + h[j0 + jj]) * valid[j0 + jj];
+  acc_t d[kLanes], w[kLanes], coef[kLanes];
+  for (int64_t j0 = first; j0 < np; j0 += kLanes) {
+    if (j0 == first) {
+      first_block_weights(valid, first, i, w);
+    } else {
+      for (int64_t jj = 0; jj < kLanes; ++jj) w[jj] = valid[j0 + jj];
     }
+    block_distances_to<kC>(cols, np, c_dims, m, j0, d);
+    for (int64_t jj = 0; jj < kLanes; ++jj) coef[jj] = pl1_exp_neg_cpu(d[jj]) * (hi + h[j0 + jj]) * w[jj];
+    for (int64_t c = 0; c < c_dims_n; ++c) {
+      const acc_t* __restrict col = cols + c * np + j0;
+      acc_t* __restrict acc_c = acc + c * np + j0;
+      acc_t* __restrict lane_c = lanes + c * kLanes;
+      for (int64_t jj = 0; jj < kLanes; ++jj) {
+        const acc_t t = coef[jj] * pl1_sign(m[c] - col[jj]);
+        lane_c[jj] += t;
+        acc_c[jj] += t;
+      }
+    }
+  }
+  for (int64_t c = 0; c < c_dims_n; ++c) {
+    acc_t s = 0;
+    for (int64_t jj = 0; jj < kLanes; ++jj) s += lanes[c * kLanes + jj];
+    grad[c] = acc[c * np + i] - s;
   }
 }
 
-// Backward: for every c, t_j = coef[j] sign(M_i,c - M_j,c) over j > i; returns
-// grad_i[c] = acc[c][i] - sum_j t_j and adds t_j to acc[c][j] (the pair's other side).
-template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_gradient_upper(const acc_t* __restrict cols, const acc_t* __restrict coef, int64_t np,
-                                            int64_t c_dims, int64_t i, acc_t* __restrict acc,
-                                            acc_t* __restrict grad) {
-  const int64_t first = first_block_after(i);
-  for (int64_t c = 0; c < c_dims; ++c) {
-    const acc_t* __restrict col = cols + c * np;
-    acc_t* __restrict acc_c = acc + c * np;
-    const acc_t m = col[i];
-    acc_t s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = first; j < np; ++j) {
-      const acc_t t = coef[j] * pl1_sign(m - col[j]);
-      s += t;
-      acc_c[j] += t;
-    }
-    grad[c] = acc_c[i] - s;
+// Calls f.template operator()<kC>() with kC = C for the unrolled sizes (the improved-gan /
+// gist default C = 5, torchgan's 16, and the small sizes in between), else kC = 0.
+template <typename F>
+void dispatch_kernel_dims(int64_t c_dims, const F& f) {
+  switch (c_dims) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    case 3: f.template operator()<3>(); break;
+    case 4: f.template operator()<4>(); break;
+    case 5: f.template operator()<5>(); break;
+    case 8: f.template operator()<8>(); break;
+    case 16: f.template operator()<16>(); break;
+    default: f.template operator()<0>(); break;
   }
 }
 
@@ -233,19 +286,22 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool ex
     const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
     if (use_symmetric(in)) {
       const acc_t self_term = in.exclude_self ? acc_t(0) : acc_t(1);  // c_b(i, i) = exp(0)
-      at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
-        std::vector<acc_t> acc(np), valid(np, acc_t(0));
-        std::fill(valid.begin(), valid.begin() + n, acc_t(1));
-        for (int64_t gb = begin; gb < end; ++gb) {
-          const int64_t g = gb / B, b = gb % B;
-          const acc_t* cols = cols_all + gb * C * np;
-          std::fill(acc.begin(), acc.end(), acc_t(0));
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t row = g * n + i;
-            const acc_t upper = row_feature_upper(cols, valid.data(), np, C, i, acc.data());
-            o[row * B + b] = static_cast<scalar_t>((acc[i] + upper + self_term) * scale[row]);
+      dispatch_kernel_dims(C, [&]<int kC>() {
+        at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
+          std::vector<acc_t> acc(np), valid(np, acc_t(0)), m_row(C);
+          std::fill(valid.begin(), valid.begin() + n, acc_t(1));
+          for (int64_t gb = begin; gb < end; ++gb) {
+            const int64_t g = gb / B, b = gb % B;
+            const acc_t* cols = cols_all + gb * C * np;
+            std::fill(acc.begin(), acc.end(), acc_t(0));
+            for (int64_t i = 0; i < n; ++i) {
+              const int64_t row = g * n + i;
+              for (int64_t c = 0; c < C; ++c) m_row[c] = cols[c * np + i];
+              const acc_t upper = row_feature_upper<kC>(cols, valid.data(), np, C, i, m_row.data(), acc.data());
+              o[row * B + b] = static_cast<scalar_t>((acc[i] + upper + self_term) * scale[row]);
+            }
           }
-        }
+        });
       });
       return;
     }
@@ -285,7 +341,8 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
   const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
   // h[i, p, b] = grad * scale, as (G, B, P, n_pad) so that h[., label(i), b] is contiguous over j.
   const at::Tensor h_rows = pairwise_l1_scaled_grad(in, grad);
-  at::Tensor h = at::zeros({in.groups, B, P, np}, h_rows.options());
+  at::Tensor h = at::empty({in.groups, B, P, np}, h_rows.options());
+  if (np > n) h.narrow(3, n, np - n).zero_();
   h.narrow(3, 0, n).copy_(h_rows.view({in.groups, n, P, B}).permute({0, 3, 2, 1}));
   at::Tensor grad_m = at::empty({in.n, B, C}, M.options());
   if (grad_m.numel() == 0) return grad_m;
@@ -299,21 +356,24 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
     if (use_symmetric(in)) {
       // One population: coef_ij = c_b(i, j) (h_i + h_j) is symmetric, each pair's term goes
       // to row i with a minus sign and to row j with a plus sign.
-      at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
-        std::vector<acc_t> acc(C * np), coef(np), valid(np, acc_t(0)), row_grad(C);
-        std::fill(valid.begin(), valid.begin() + n, acc_t(1));
-        for (int64_t gb = begin; gb < end; ++gb) {
-          const int64_t g = gb / B, b = gb % B;
-          const acc_t* cols = cols_all + gb * C * np;
-          const acc_t* h_gb = h_all + gb * np;
-          std::fill(acc.begin(), acc.end(), acc_t(0));
-          for (int64_t i = 0; i < n; ++i) {
-            row_coefficients_upper(cols, valid.data(), np, C, i, h_gb[i], h_gb, coef.data());
-            row_gradient_upper(cols, coef.data(), np, C, i, acc.data(), row_grad.data());
-            scalar_t* out_row = gm + ((g * n + i) * B + b) * C;
-            for (int64_t c = 0; c < C; ++c) out_row[c] = static_cast<scalar_t>(row_grad[c]);
+      dispatch_kernel_dims(C, [&]<int kC>() {
+        at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
+          std::vector<acc_t> acc(C * np), lanes(C * kLanes), valid(np, acc_t(0)), m_row(C), row_grad(C);
+          std::fill(valid.begin(), valid.begin() + n, acc_t(1));
+          for (int64_t gb = begin; gb < end; ++gb) {
+            const int64_t g = gb / B, b = gb % B;
+            const acc_t* cols = cols_all + gb * C * np;
+            const acc_t* h_gb = h_all + gb * np;
+            std::fill(acc.begin(), acc.end(), acc_t(0));
+            for (int64_t i = 0; i < n; ++i) {
+              for (int64_t c = 0; c < C; ++c) m_row[c] = cols[c * np + i];
+              row_gradient_upper<kC>(cols, valid.data(), np, C, i, m_row.data(), h_gb[i], h_gb, acc.data(),
+                                     lanes.data(), row_grad.data());
+              scalar_t* out_row = gm + ((g * n + i) * B + b) * C;
+              for (int64_t c = 0; c < C; ++c) out_row[c] = static_cast<scalar_t>(row_grad[c]);
+            }
           }
-        }
+        });
       });
       return;
     }
