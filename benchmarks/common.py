@@ -14,8 +14,37 @@ import torch
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
+_ALLOCATOR_MODE = None
+
+
+def steady_state_allocator() -> str:
+    """Times are taken with glibc malloc reusing freed memory, as a training loop with a caching
+    allocator does (jemalloc/tcmalloc, which PyTorch's CPU performance guide recommends, or the
+    settings below). With glibc's defaults a tensor above the dynamic mmap threshold (128 KiB to
+    32 MiB, moved by earlier frees) gets fresh pages from the kernel on every allocation, and
+    on this VM the page faults cost as much as the kernel that fills them (a 512 x 512 weight
+    gradient: 40 us to compute, ~450 us with fresh pages), so the timings would rank candidates
+    by allocation history. Set BATCHGAN_BENCH_GLIBC_DEFAULT=1 to time with the defaults."""
+    global _ALLOCATOR_MODE
+    if _ALLOCATOR_MODE is not None:
+        return _ALLOCATOR_MODE
+    if os.environ.get("BATCHGAN_BENCH_GLIBC_DEFAULT") == "1":
+        _ALLOCATOR_MODE = "glibc default"
+        return _ALLOCATOR_MODE
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's maximum
+    ok &= libc.mallopt(m_trim_threshold, 2**31 - 1)  # never hand the heap's top back
+    ok &= libc.mallopt(m_top_pad, 64 * 1024 * 1024)
+    _ALLOCATOR_MODE = "glibc, heap reused (mmap threshold 32 MiB, no trim)" if ok else "glibc default (mallopt failed)"
+    return _ALLOCATOR_MODE
+
+
 def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, min_seconds: float = 0.0) -> float:
     """Median wall time of fn() in seconds, after `warmup` calls."""
+    steady_state_allocator()
     for _ in range(warmup):
         fn()
     times: List[float] = []
@@ -32,6 +61,7 @@ def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, 
 def time_interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 3, rounds: int = 15) -> Dict[str, float]:
     """Median times of several candidates measured round-robin, so that machine noise hits all
     of them alike and their ratios stay meaningful."""
+    steady_state_allocator()
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -121,6 +151,7 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "allocator": _ALLOCATOR_MODE or "glibc default",
     }
 
 
