@@ -1,12 +1,13 @@
-// CPU kernels of `minibatch_stddev`: one task per (group r, channel block f), which reads the
-// group's G samples over the block's channels once and writes their share of the output (the
-// copied input channels and the appended stddev channel). Inner loops run over contiguous
-// spatial positions and vectorise.
+// CPU kernels of `minibatch_stddev`: parallel over (group r, channel block f, chunk of the
+// block); each task reads the chunk of the group's G samples and writes the copied channels
+// (forward) or the input gradient (backward). The per-(r, f) stddev means are reduced from
+// per-chunk partial sums in a second, small pass.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "ops/minibatch_stddev/minibatch_stddev.h"
@@ -14,70 +15,117 @@
 namespace batchgan {
 namespace {
 
-constexpr int64_t kStddevGrainElems = 1 << 14;
+// Within a sample, the c channels of block f times the P positions are one contiguous run of
+// L = c * P elements, so the kernels walk each group's G runs in chunks of kChunk elements
+// (the chunk's means and deviations stay in L1) with long vectorisable inner loops, whatever
+// P is (P = 16 at 4x4, where per-channel loops would be 16 iterations long).
+constexpr int64_t kChunk = 1024;
+// Elements a parallel task should touch at least.
+constexpr int64_t kStddevGrainElems = 1 << 15;
 
-// mean[p] and sum_sq[p] over the G members of group r for channel ch.
-template <typename scalar_t, typename acc_t>
-inline void group_moments(const scalar_t* __restrict x, const MinibatchStddevInputs& in, int64_t r, int64_t ch,
-                          acc_t* __restrict mean, acc_t* __restrict sum_sq) {
-  const int64_t P = in.positions;
-  for (int64_t p = 0; p < P; ++p) mean[p] = acc_t(0);
-  for (int64_t gi = 0; gi < in.group; ++gi) {
-    const scalar_t* __restrict xk = x + ((gi * in.num_groups + r) * in.channels + ch) * P;
-    for (int64_t p = 0; p < P; ++p) mean[p] += static_cast<acc_t>(xk[p]);
-  }
-  const acc_t inv_g = acc_t(1) / static_cast<acc_t>(in.group);
-  for (int64_t p = 0; p < P; ++p) {
-    mean[p] *= inv_g;
-    sum_sq[p] = acc_t(0);
-  }
-  for (int64_t gi = 0; gi < in.group; ++gi) {
-    const scalar_t* __restrict xk = x + ((gi * in.num_groups + r) * in.channels + ch) * P;
-    for (int64_t p = 0; p < P; ++p) {
-      const acc_t d = static_cast<acc_t>(xk[p]) - mean[p];
-      sum_sq[p] += d * d;
-    }
-  }
+struct ChunkGrid {
+  int64_t run = 0;     // L = c * P
+  int64_t chunks = 0;  // chunks per run
+  int64_t items = 0;   // n * F * chunks
+};
+
+ChunkGrid make_grid(const MinibatchStddevInputs& in) {
+  ChunkGrid grid;
+  grid.run = in.block_channels * in.positions;
+  grid.chunks = (grid.run + kChunk - 1) / kChunk;
+  grid.items = in.num_groups * in.blocks * grid.chunks;
+  return grid;
 }
 
-// sum_p sqrt(sum_sq[p] / G + eps). omp simd lets the compiler reassociate the sum into vector
-// lanes (-fopenmp build); a pragma cannot sit inside the AT_DISPATCH macro, hence a function.
+int64_t item_grain(const MinibatchStddevInputs& in, const ChunkGrid& grid) {
+  return std::max<int64_t>(1, kStddevGrainElems / std::max<int64_t>(1, in.group * std::min(grid.run, kChunk)));
+}
+
+// For the G members of a group, xs[gi] pointing at the same chunk of their runs: mean[k] and
+// sd[k] = sqrt(biased variance + eps) for every element k of the chunk (two passes: the
+// deviations are taken from the mean, as the reference does, not from raw moments).
+template <typename scalar_t, typename acc_t>
+inline void chunk_stddev(const scalar_t* const* xs, int64_t group, int64_t len, acc_t* __restrict mean,
+                         acc_t* __restrict sd) {
+  for (int64_t k = 0; k < len; ++k) mean[k] = acc_t(0);
+  for (int64_t gi = 0; gi < group; ++gi) {
+    const scalar_t* __restrict xk = xs[gi];
+    for (int64_t k = 0; k < len; ++k) mean[k] += static_cast<acc_t>(xk[k]);
+  }
+  const acc_t inv_g = acc_t(1) / static_cast<acc_t>(group);
+  for (int64_t k = 0; k < len; ++k) {
+    mean[k] *= inv_g;
+    sd[k] = acc_t(0);
+  }
+  for (int64_t gi = 0; gi < group; ++gi) {
+    const scalar_t* __restrict xk = xs[gi];
+    for (int64_t k = 0; k < len; ++k) {
+      const acc_t d = static_cast<acc_t>(xk[k]) - mean[k];
+      sd[k] += d * d;
+    }
+  }
+  for (int64_t k = 0; k < len; ++k) sd[k] = mbstd_stddev(sd[k], group);
+}
+
+// sum_k v[k]. omp simd lets the compiler reassociate the sum into vector lanes (-fopenmp
+// build); a pragma cannot sit inside the AT_DISPATCH macro, hence a function.
 template <typename acc_t>
-inline acc_t sum_stddev(const acc_t* __restrict sum_sq, int64_t P, int64_t G) {
+inline acc_t sum_run(const acc_t* __restrict v, int64_t len) {
   acc_t total = 0;
 #pragma omp simd reduction(+ : total)
-  for (int64_t p = 0; p < P; ++p) total += mbstd_stddev(sum_sq[p], G);
+  for (int64_t k = 0; k < len; ++k) total += v[k];
   return total;
 }
 
-int64_t item_grain(const MinibatchStddevInputs& in) {
-  return std::max<int64_t>(1, kStddevGrainElems / std::max<int64_t>(1, in.group * in.block_channels * in.positions));
+// dst[k] = g[k] + mbstd_grad(a, x[k] - mean[k], sd[k], G): the gradient of the copied channel
+// plus that of the stddev feature.
+template <typename scalar_t, typename acc_t>
+inline void grad_run(const scalar_t* __restrict g, const scalar_t* __restrict x, const acc_t* __restrict mean,
+                     const acc_t* __restrict sd, acc_t a, int64_t group, int64_t len, scalar_t* __restrict dst) {
+  for (int64_t k = 0; k < len; ++k) {
+    dst[k] = static_cast<scalar_t>(static_cast<acc_t>(g[k]) +
+                                   mbstd_grad(a, static_cast<acc_t>(x[k]) - mean[k], sd[k], group));
+  }
 }
 
 at::Tensor minibatch_stddev_cpu(const at::Tensor& x, int64_t group_size, int64_t num_channels) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   const MinibatchStddevInputs in = minibatch_stddev_prepare(x, group_size, num_channels);
   at::Tensor out = at::empty(in.out_shape, x.options());
+  const ChunkGrid grid = make_grid(in);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "minibatch_stddev_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = in.x.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const int64_t P = in.positions, C = in.channels, CO = in.channels + in.blocks, n = in.num_groups;
-    at::parallel_for(0, n * in.blocks, item_grain(in), [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> mean(P), sum_sq(P);
+    const int64_t G = in.group, F = in.blocks;
+    // Phase 1, parallel over (group r, block f, chunk): copy the chunk of every member to the
+    // output and sum the chunk's stddevs into partial[r, f, chunk].
+    std::vector<acc_t> partial(grid.items);
+    at::parallel_for(0, grid.items, item_grain(in, grid), [&](int64_t begin, int64_t end) {
+      acc_t mean[kChunk], sd[kChunk];
+      std::vector<const scalar_t*> xs(G);
       for (int64_t item = begin; item < end; ++item) {
-        const int64_t r = item / in.blocks, f = item % in.blocks;
-        acc_t total = 0;
-        for (int64_t ch = f * in.block_channels; ch < (f + 1) * in.block_channels; ++ch) {
-          group_moments(xp, in, r, ch, mean.data(), sum_sq.data());
-          total += sum_stddev(sum_sq.data(), P, in.group);
-          for (int64_t gi = 0; gi < in.group; ++gi) {
-            const int64_t k = gi * n + r;
-            std::copy(xp + (k * C + ch) * P, xp + (k * C + ch + 1) * P, op + (k * CO + ch) * P);
-          }
+        const int64_t chunk = item % grid.chunks, rf = item / grid.chunks;
+        const int64_t r = rf / F, f = rf % F;
+        const int64_t k0 = chunk * kChunk, len = std::min(kChunk, grid.run - k0);
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const int64_t sample = gi * n + r;
+          xs[gi] = xp + sample * C * P + f * grid.run + k0;
+          std::copy(xs[gi], xs[gi] + len, op + sample * CO * P + f * grid.run + k0);
         }
-        const scalar_t s = static_cast<scalar_t>(total / static_cast<acc_t>(in.block_channels * P));
-        for (int64_t gi = 0; gi < in.group; ++gi) {
+        chunk_stddev(xs.data(), G, len, mean, sd);
+        partial[item] = sum_run(sd, len);
+      }
+    });
+    // Phase 2: s[r, f] = mean of the stddevs, written as channel C + f of the group's samples.
+    at::parallel_for(0, n * F, std::max<int64_t>(1, kStddevGrainElems / std::max<int64_t>(1, G * P)),
+                     [&](int64_t begin, int64_t end) {
+      for (int64_t rf = begin; rf < end; ++rf) {
+        const int64_t r = rf / F, f = rf % F;
+        const acc_t total = sum_run(partial.data() + rf * grid.chunks, grid.chunks);
+        const scalar_t s = static_cast<scalar_t>(total / static_cast<acc_t>(grid.run));
+        for (int64_t gi = 0; gi < G; ++gi) {
           scalar_t* __restrict dst = op + ((gi * n + r) * CO + C + f) * P;
           for (int64_t p = 0; p < P; ++p) dst[p] = s;
         }
@@ -93,36 +141,39 @@ at::Tensor minibatch_stddev_backward_cpu(const at::Tensor& grad, const at::Tenso
   const MinibatchStddevInputs in = minibatch_stddev_prepare(x, group_size, num_channels);
   const at::Tensor g = minibatch_stddev_check_grad(in, grad);
   at::Tensor grad_x = at::empty({in.batch, in.channels, in.positions}, x.options());
+  const ChunkGrid grid = make_grid(in);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "minibatch_stddev_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* xp = in.x.const_data_ptr<scalar_t>();
     const scalar_t* gp = g.const_data_ptr<scalar_t>();
     scalar_t* gx = grad_x.mutable_data_ptr<scalar_t>();
     const int64_t P = in.positions, C = in.channels, CO = in.channels + in.blocks, n = in.num_groups;
-    at::parallel_for(0, n * in.blocks, item_grain(in), [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> mean(P), sum_sq(P);
+    const int64_t G = in.group, F = in.blocks;
+    // a[r, f] = S / (c P), S the gradient summed over channel C + f of the group's samples and
+    // positions (every one of them received s[r, f]).
+    std::vector<acc_t> upstream(n * F);
+    for (int64_t rf = 0; rf < n * F; ++rf) {
+      const int64_t r = rf / F, f = rf % F;
+      acc_t total = 0;
+      for (int64_t gi = 0; gi < G; ++gi) {
+        const scalar_t* __restrict src = gp + ((gi * n + r) * CO + C + f) * P;
+        for (int64_t p = 0; p < P; ++p) total += static_cast<acc_t>(src[p]);
+      }
+      upstream[rf] = total / static_cast<acc_t>(grid.run);
+    }
+    at::parallel_for(0, grid.items, item_grain(in, grid), [&](int64_t begin, int64_t end) {
+      acc_t mean[kChunk], sd[kChunk];
+      std::vector<const scalar_t*> xs(G);
       for (int64_t item = begin; item < end; ++item) {
-        const int64_t r = item / in.blocks, f = item % in.blocks;
-        // Every sample of the group and every position received s[r, f].
-        acc_t upstream = 0;
-        for (int64_t gi = 0; gi < in.group; ++gi) {
-          const scalar_t* __restrict src = gp + ((gi * n + r) * CO + C + f) * P;
-          for (int64_t p = 0; p < P; ++p) upstream += static_cast<acc_t>(src[p]);
-        }
-        const acc_t a = upstream / static_cast<acc_t>(in.block_channels * P);
-        for (int64_t ch = f * in.block_channels; ch < (f + 1) * in.block_channels; ++ch) {
-          group_moments(xp, in, r, ch, mean.data(), sum_sq.data());
-          for (int64_t gi = 0; gi < in.group; ++gi) {
-            const int64_t k = gi * n + r;
-            const scalar_t* __restrict xk = xp + (k * C + ch) * P;
-            const scalar_t* __restrict gk = gp + (k * CO + ch) * P;
-            scalar_t* __restrict dst = gx + (k * C + ch) * P;
-            for (int64_t p = 0; p < P; ++p) {
-              const acc_t sd = mbstd_stddev(sum_sq[p], in.group);
-              dst[p] = static_cast<scalar_t>(static_cast<acc_t>(gk[p]) +
-                                             mbstd_grad(a, static_cast<acc_t>(xk[p]) - mean[p], sd, in.group));
-            }
-          }
+        const int64_t chunk = item % grid.chunks, rf = item / grid.chunks;
+        const int64_t r = rf / F, f = rf % F;
+        const int64_t k0 = chunk * kChunk, len = std::min(kChunk, grid.run - k0);
+        for (int64_t gi = 0; gi < G; ++gi) xs[gi] = xp + (gi * n + r) * C * P + f * grid.run + k0;
+        chunk_stddev(xs.data(), G, len, mean, sd);
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const int64_t sample = gi * n + r;
+          grad_run(gp + sample * CO * P + f * grid.run + k0, xs[gi], mean, sd, upstream[rf], G, len,
+                   gx + sample * C * P + f * grid.run + k0);
         }
       }
     });
