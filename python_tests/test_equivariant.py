@@ -204,9 +204,10 @@ def test_only_requested_gradients_are_computed():
     (gw,) = torch.autograd.grad(out.sum(), (wl,))
     ref = torch.autograd.grad(equivariant_conv2d_reference(x, wl, wg, b, **kw).sum(), (wl,))[0]
     torch.testing.assert_close(gw, ref, **PRODUCT_TOL[torch.float32])
+    p = _pairs(**kw)
     grads = torch.ops.batchgan.equivariant_conv2d_backward(
-        torch.ones_like(out), out.detach(), x, wl.detach(), wg, True, *_pairs(**kw).values(), "identity", 0.0,
-        [False, True, False, False])
+        torch.ones_like(out), out.detach(), x, bg.set_mean(x, p["groups"]), wl.detach(), wg, True, *p.values(),
+        "identity", 0.0, [False, True, False, False])
     assert grads[0].shape == (0,) and grads[2].shape == (0,) and grads[3].shape == (0,)
 
 
@@ -224,18 +225,22 @@ def _opcheck_cases():
     bl = torch.randn(4)
     lin_args = (xl, wll, wlg, bl, 2, "relu", 0.0)
     lout = torch.ops.batchgan.equivariant_linear(*lin_args)
+    xm = torch.ops.batchgan.set_mean(x, p["groups"])
+    xlm = torch.ops.batchgan.set_mean(xl, 2)
     return [
         ("equivariant_conv2d", conv_args),
         ("equivariant_conv2d", (x, wl, wg, None, p["stride"], p["padding"], p["dilation"], 1, "identity", 0.0)),
         ("equivariant_conv2d", (x.to(memory_format=torch.channels_last), wl, wg, b, p["stride"], p["padding"],
                                 p["dilation"], 3, "relu", 0.0)),
-        ("equivariant_conv2d_backward", (torch.randn(out.shape), out, x, wl, wg, True, p["stride"], p["padding"],
+        ("equivariant_conv2d_forward", conv_args),
+        ("equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, True, p["stride"], p["padding"],
                                          p["dilation"], p["groups"], "leaky_relu", 0.2, [True, True, True, True])),
-        ("equivariant_conv2d_backward", (torch.randn(out.shape), out, x, wl, wg, False, p["stride"], p["padding"],
+        ("equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, False, p["stride"], p["padding"],
                                          p["dilation"], p["groups"], "leaky_relu", 0.2, [True, False, True, False])),
         ("equivariant_linear", lin_args),
         ("equivariant_linear", (xl, wll, wlg, None, 6, "identity", 0.0)),
-        ("equivariant_linear_backward", (torch.randn(lout.shape), lout, xl, wll, wlg, True, 2, "relu", 0.0,
+        ("equivariant_linear_forward", lin_args),
+        ("equivariant_linear_backward", (torch.randn(lout.shape), lout, xl, xlm, wll, wlg, True, 2, "relu", 0.0,
                                          [True, True, True, True])),
         ("set_mean", (torch.randn(6, 3, 4), 2)),
         ("set_mean", (torch.randn(4, 3, 2, 2).to(memory_format=torch.channels_last), 4)),
@@ -243,11 +248,12 @@ def _opcheck_cases():
     ]
 
 
-@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("index", range(13))
 def test_opcheck(index):
     name, args = _opcheck_cases()[index]
-    if not name.endswith("backward"):
-        # Autograd registration is checked with differentiable inputs.
+    if not name.endswith(("_backward", "_forward")):
+        # Autograd registration is checked with differentiable inputs. The _forward/_backward
+        # ops are the halves the public ops' autograd kernels call; they have no autograd.
         args = tuple(a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
                      for a in args)
     torch.library.opcheck(getattr(torch.ops.batchgan, name).default, args)
@@ -573,8 +579,11 @@ def test_backward_op_bad_input():
     x, w = torch.randn(4, 3), torch.randn(2, 3)
     out = bg.equivariant_linear(x, w, w, None, 2)
     with pytest.raises(RuntimeError, match="grad: expected the shape of out"):
-        torch.ops.batchgan.equivariant_linear_backward(torch.randn(4, 3), out, x, w, w, False, 2, "identity", 0.0,
-                                                       [True] * 4)
+        torch.ops.batchgan.equivariant_linear_backward(torch.randn(4, 3), out, x, bg.set_mean(x, 2), w, w, False, 2,
+                                                       "identity", 0.0, [True] * 4)
+    with pytest.raises(RuntimeError, match=r"x_mean: expected the set means of x, shape \[2, 3\]"):
+        torch.ops.batchgan.equivariant_linear_backward(torch.randn_like(out), out, x, bg.set_mean(x, 1), w, w, False,
+                                                       2, "identity", 0.0, [True] * 4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -601,9 +610,13 @@ def test_emulated_conv2d_matches_cpu(emulated, dtype, case, activation, slope, c
     out = emulated.equivariant_conv2d(*args)
     expected = torch.ops.batchgan.equivariant_conv2d(*args)
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
+    # The forward autograd runs also returns the set means it saves for the backward.
+    out_f, mean_f = emulated.equivariant_conv2d_forward(*args)
+    torch.testing.assert_close(out_f, expected, **TOLERANCES[dtype])
+    torch.testing.assert_close(mean_f, torch.ops.batchgan.set_mean(x, p["groups"]), **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    bargs = (grad, expected, x, wl, wg, True, p["stride"], p["padding"], p["dilation"], p["groups"], activation,
-             slope, [True] * 4)
+    bargs = (grad, expected, x, torch.ops.batchgan.set_mean(x, p["groups"]), wl, wg, True, p["stride"], p["padding"],
+             p["dilation"], p["groups"], activation, slope, [True] * 4)
     for a, e in zip(emulated.equivariant_conv2d_backward(*bargs), torch.ops.batchgan.equivariant_conv2d_backward(*bargs)):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 
@@ -619,7 +632,10 @@ def test_emulated_linear_matches_cpu(emulated, dtype, n, g, fin, fout, activatio
     expected = torch.ops.batchgan.equivariant_linear(x, wl, wg, b, g, activation, slope)
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    bargs = (grad, expected, x, wl, wg, True, g, activation, slope, [True] * 4)
+    expected_mean = torch.ops.batchgan.set_mean(x, g)
+    for a, e in zip(emulated.equivariant_linear_forward(x, wl, wg, b, g, activation, slope), (expected, expected_mean)):
+        torch.testing.assert_close(a, e, **TOLERANCES[dtype])
+    bargs = (grad, expected, x, expected_mean, wl, wg, True, g, activation, slope, [True] * 4)
     for a, e in zip(emulated.equivariant_linear_backward(*bargs), torch.ops.batchgan.equivariant_linear_backward(*bargs)):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 

@@ -74,6 +74,14 @@ def _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride=(1, 1), paddi
                        memory_format=suggest_memory_format(x))
 
 
+@torch.library.register_fake("batchgan::equivariant_conv2d_forward")
+def _equivariant_conv2d_forward_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                                     groups=1, activation="identity", negative_slope=0.01):
+    out = _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride, padding, dilation, groups, activation,
+                                   negative_slope)
+    return out, _set_mean_fake(x, groups)
+
+
 def _grads_fake(x, weight, weight_gamma, has_bias, output_mask):
     def maybe(flag, like, fmt=torch.contiguous_format):
         if not flag:
@@ -90,7 +98,7 @@ def _grads_fake(x, weight, weight_gamma, has_bias, output_mask):
 
 
 @torch.library.register_fake("batchgan::equivariant_conv2d_backward")
-def _equivariant_conv2d_backward_fake(grad, out, x, weight, weight_gamma, has_bias, stride, padding, dilation,
+def _equivariant_conv2d_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation,
                                       groups, activation, negative_slope, output_mask):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 
@@ -104,8 +112,15 @@ def _equivariant_linear_fake(x, weight, weight_gamma, bias, groups=1, activation
     return x.new_empty((x.shape[0], weight.shape[0]))
 
 
+@torch.library.register_fake("batchgan::equivariant_linear_forward")
+def _equivariant_linear_forward_fake(x, weight, weight_gamma, bias, groups=1, activation="identity",
+                                     negative_slope=0.01):
+    out = _equivariant_linear_fake(x, weight, weight_gamma, bias, groups, activation, negative_slope)
+    return out, _set_mean_fake(x, groups)
+
+
 @torch.library.register_fake("batchgan::equivariant_linear_backward")
-def _equivariant_linear_backward_fake(grad, out, x, weight, weight_gamma, has_bias, groups, activation,
+def _equivariant_linear_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups, activation,
                                       negative_slope, output_mask):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 

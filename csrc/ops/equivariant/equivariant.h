@@ -7,7 +7,7 @@
 //   xm   = set_mean(x)                (G, ...) kernel: one pass over x
 //   gm   = xm * Gamma                 on the G set means only, never expanded to N samples
 //   y    = act(main + bias + gm[set]) kernel: one fused pass, in place on main
-// Backward, from dy and y:
+// Backward, from dy, y and the saved xm:
 //   dz, dzs = act'(y) dy, per-set sum of dz     kernel: one fused pass
 //   dx  = dz * Lambda^T (+) ;  dLambda = x^T dz  ATen, on all N samples
 //   dxm = dzs * Gamma^T ;      dGamma  = xm^T dzs ATen, on G samples only
@@ -178,8 +178,18 @@ at::Tensor set_mean_backward_impl(const at::Tensor& grad, int64_t batch) {
 
 // ---- conv2d -----------------------------------------------------------------------------
 
+// The saved set means against x: (G, rest of x's shape), x's dtype and device.
+inline void check_x_mean(const at::Tensor& x, const at::Tensor& x_mean, int64_t groups) {
+  check_like_x(x, x_mean, "x_mean");
+  std::vector<int64_t> expected = x.sizes().vec();
+  expected[0] = groups;
+  TORCH_CHECK(x_mean.sizes() == at::IntArrayRef(expected), "x_mean: expected the set means of x, shape ",
+              at::IntArrayRef(expected), ", got ", x_mean.sizes());
+}
+
+// Returns (y, xm): the layer's output and the set means it used.
 template <typename Backend>
-at::Tensor equivariant_conv2d_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
+std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                    c10::string_view activation, double negative_slope) {
@@ -203,12 +213,13 @@ at::Tensor equivariant_conv2d_impl(const at::Tensor& x, const at::Tensor& weight
   if (main.numel() > 0) {
     Backend::epilogue_forward(main, gm, bias_in_acc(bias, layout.channels, x), layout, act, negative_slope);
   }
-  return main;
+  return {main, xm};
 }
 
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_impl(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
+    const at::Tensor& weight,
     const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, c10::string_view activation, double negative_slope,
     std::array<bool, 4> output_mask) {
@@ -219,6 +230,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
   check_grad_like_out(grad, out, x);
   TORCH_CHECK(out.size(1) == weight.size(0), "out: expected ", weight.size(0), " channels, got shape ", out.sizes());
   SetLayout layout = make_set_layout(x.size(0), groups, "x");
+  check_x_mean(x, x_mean, groups);
   const at::MemoryFormat fmt = x.suggest_memory_format();
   const at::Tensor x_c = x.contiguous(fmt);
   const at::Tensor grad_c = grad.contiguous(fmt);
@@ -240,12 +252,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
     grad_w = std::get<1>(r).contiguous();
   }
   if (need_x || need_g) {
-    // dGamma needs the set means; dx alone needs only their shape.
-    at::Tensor xm = at::empty({groups, x.size(1), x.size(2), x.size(3)}, x.options().memory_format(fmt));
-    if (need_g && xm.numel() > 0) {
-      layout.inner = x_c.numel() / layout.batch;
-      Backend::set_mean(x_c, xm, layout);
-    }
+    const at::Tensor xm = x_mean.contiguous(fmt);
     auto r = at::convolution_backward(dzs, xm, weight_gamma, c10::nullopt, stride, padding, dilation, false, {0, 0},
                                       1, {need_x, need_g, false});
     grad_g = std::get<1>(r).contiguous();
@@ -263,8 +270,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
 
 // ---- linear -----------------------------------------------------------------------------
 
+// Returns (y, xm): the layer's output and the set means it used.
 template <typename Backend>
-at::Tensor equivariant_linear_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
+std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                    const c10::optional<at::Tensor>& bias, int64_t groups,
                                    c10::string_view activation, double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
@@ -283,12 +291,13 @@ at::Tensor equivariant_linear_impl(const at::Tensor& x, const at::Tensor& weight
   if (main.numel() > 0) {
     Backend::epilogue_forward(main, gm, bias_in_acc(bias, layout.channels, x), layout, act, negative_slope);
   }
-  return main;
+  return {main, xm};
 }
 
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_impl(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
+    const at::Tensor& weight,
     const at::Tensor& weight_gamma, bool has_bias, int64_t groups, c10::string_view activation,
     double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
@@ -297,6 +306,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_ba
   check_grad_like_out(grad, out, x);
   TORCH_CHECK(out.size(1) == weight.size(0), "out: expected ", weight.size(0), " features, got shape ", out.sizes());
   SetLayout layout = make_set_layout(x.size(0), groups, "x");
+  check_x_mean(x, x_mean, groups);
   const at::Tensor x_c = x.contiguous();
   const at::Tensor grad_c = grad.contiguous();
   const at::Tensor out_c = out.contiguous();
@@ -312,12 +322,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_ba
   at::Tensor grad_x = need_x ? at::mm(dz, weight) : empty_grad(x);
   at::Tensor grad_w = need_w ? at::mm(dz.t(), x_c) : empty_grad(x);
   at::Tensor grad_g = empty_grad(x);
-  if (need_g) {
-    at::Tensor xm = at::empty({groups, x.size(1)}, x.options());
-    layout.inner = x.size(1);
-    if (xm.numel() > 0) Backend::set_mean(x_c, xm, layout);
-    grad_g = at::mm(dzs.t(), xm);
-  }
+  if (need_g) grad_g = at::mm(dzs.t(), x_mean.contiguous());
   if (need_x && grad_x.numel() > 0) {
     const at::Tensor grad_xm = at::mm(dzs, weight_gamma);
     layout.inner = x.size(1);

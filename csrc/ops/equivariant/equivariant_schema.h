@@ -13,11 +13,18 @@ inline constexpr const char* kEquivariantConv2dSchema =
     "equivariant_conv2d(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int[2] stride=1, "
     "int[2] padding=0, int[2] dilation=1, int groups=1, str activation=\"identity\", float negative_slope=0.01) "
     "-> Tensor";
-// Gradients of (x, weight, weight_gamma, bias) from the output gradient and the output (the
-// activation's derivative is read off the output). Outputs not asked for in output_mask are
-// empty tensors of shape (0,).
+// The forward the autograd kernel of equivariant_conv2d runs (no autograd of its own, like the
+// _backward ops): the output and the set means x_mean (G, C, H, W) of x, which the backward
+// needs for the Gamma gradient (saved rather than recomputed: one pass over x less).
+inline constexpr const char* kEquivariantConv2dForwardSchema =
+    "equivariant_conv2d_forward(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int[2] stride=1, "
+    "int[2] padding=0, int[2] dilation=1, int groups=1, str activation=\"identity\", float negative_slope=0.01) "
+    "-> (Tensor, Tensor)";
+// Gradients of (x, weight, weight_gamma, bias) from the output gradient, the output (the
+// activation's derivative is read off the output) and the saved set means. Outputs not asked
+// for in output_mask are empty tensors of shape (0,).
 inline constexpr const char* kEquivariantConv2dBackwardSchema =
-    "equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor weight, Tensor weight_gamma, "
+    "equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor weight_gamma, "
     "bool has_bias, int[2] stride, int[2] padding, int[2] dilation, int groups, str activation, "
     "float negative_slope, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)";
 
@@ -25,8 +32,12 @@ inline constexpr const char* kEquivariantConv2dBackwardSchema =
 inline constexpr const char* kEquivariantLinearSchema =
     "equivariant_linear(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int groups=1, "
     "str activation=\"identity\", float negative_slope=0.01) -> Tensor";
+// The forward autograd runs: the output and the set means x_mean (G, F).
+inline constexpr const char* kEquivariantLinearForwardSchema =
+    "equivariant_linear_forward(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int groups=1, "
+    "str activation=\"identity\", float negative_slope=0.01) -> (Tensor, Tensor)";
 inline constexpr const char* kEquivariantLinearBackwardSchema =
-    "equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor weight, Tensor weight_gamma, "
+    "equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor weight_gamma, "
     "bool has_bias, int groups, str activation, float negative_slope, bool[4] output_mask) "
     "-> (Tensor, Tensor, Tensor, Tensor)";
 

@@ -26,45 +26,48 @@ using Grads4 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 // ---- dispatcher handles (so every call goes through the dispatcher) --------------------
 
-at::Tensor equivariant_conv2d_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                 const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                 at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                 c10::string_view activation, double negative_slope) {
+using OutAndMean = std::tuple<at::Tensor, at::Tensor>;
+
+OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& weight,
+                                         const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
+                                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                         int64_t groups, c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::equivariant_conv2d", "")
-                       .typed<decltype(equivariant_conv2d_op)>();
+                       .findSchemaOrThrow("batchgan::equivariant_conv2d_forward", "")
+                       .typed<decltype(equivariant_conv2d_forward_op)>();
   return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, groups, activation, negative_slope);
 }
 
 Grads4 equivariant_conv2d_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
-                                      const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias,
+                                      const at::Tensor& x_mean, const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias,
                                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                       int64_t groups, c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::equivariant_conv2d_backward", "")
                        .typed<decltype(equivariant_conv2d_backward_op)>();
-  return op.call(grad, out, x, weight, weight_gamma, has_bias, stride, padding, dilation, groups, activation,
-                 negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, groups,
+                 activation, negative_slope, output_mask);
 }
 
-at::Tensor equivariant_linear_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                 const c10::optional<at::Tensor>& bias, int64_t groups, c10::string_view activation,
-                                 double negative_slope) {
+OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& weight,
+                                         const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
+                                         int64_t groups, c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::equivariant_linear", "")
-                       .typed<decltype(equivariant_linear_op)>();
+                       .findSchemaOrThrow("batchgan::equivariant_linear_forward", "")
+                       .typed<decltype(equivariant_linear_forward_op)>();
   return op.call(x, weight, weight_gamma, bias, groups, activation, negative_slope);
 }
 
 Grads4 equivariant_linear_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
-                                      const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias,
+                                      const at::Tensor& x_mean, const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias,
                                       int64_t groups, c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::equivariant_linear_backward", "")
                        .typed<decltype(equivariant_linear_backward_op)>();
-  return op.call(grad, out, x, weight, weight_gamma, has_bias, groups, activation, negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups, activation, negative_slope,
+                 output_mask);
 }
 
 at::Tensor set_mean_op(const at::Tensor& x, int64_t groups) {
@@ -82,11 +85,12 @@ at::Tensor set_mean_backward_op(const at::Tensor& grad, int64_t batch) {
 
 // ---- shared pieces of the conv/linear functions --------------------------------------------
 
-// Saves (out, x, weight, weight_gamma) and whether there is a bias.
-void save_layer(AutogradContext* ctx, const at::Tensor& out, const at::Tensor& x, const at::Tensor& weight,
-                const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias) {
+// Saves (out, x, x_mean, weight, weight_gamma) and whether there is a bias. x_mean is the
+// forward's set means (G samples): saved so that the backward does not read x again for them.
+void save_layer(AutogradContext* ctx, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
+                const at::Tensor& weight, const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias) {
   const bool has_bias = bias.has_value() && bias->defined();
-  ctx->save_for_backward({out, x, weight, weight_gamma});
+  ctx->save_for_backward({out, x, x_mean, weight, weight_gamma});
   ctx->saved_data["has_bias"] = has_bias;
 }
 
@@ -123,9 +127,9 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    at::Tensor out = equivariant_conv2d_op(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
-                                           activation, negative_slope);
-    save_layer(ctx, out, x, weight, weight_gamma, bias);
+    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation,
+                                                       groups, activation, negative_slope);
+    save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
@@ -141,7 +145,7 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     const std::array<bool, 4> mask = layer_output_mask(ctx, has_bias);
     const Grads4 result = equivariant_conv2d_backward_op(
-        grads[0], saved[0], saved[1], saved[2], saved[3], has_bias, ctx->saved_data["stride"].toIntVector(),
+        grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
         ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
         ctx->saved_data["groups"].toInt(), ctx->saved_data["activation"].toStringRef(),
         ctx->saved_data["negative_slope"].toDouble(), mask);
@@ -157,8 +161,9 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
                             const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias, int64_t groups,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    at::Tensor out = equivariant_linear_op(x, weight, weight_gamma, bias, groups, activation, negative_slope);
-    save_layer(ctx, out, x, weight, weight_gamma, bias);
+    auto [out, x_mean] = equivariant_linear_forward_op(x, weight, weight_gamma, bias, groups, activation,
+                                                       negative_slope);
+    save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
     ctx->saved_data["groups"] = groups;
     ctx->saved_data["activation"] = std::string(activation);
     ctx->saved_data["negative_slope"] = negative_slope;
@@ -171,7 +176,7 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     const std::array<bool, 4> mask = layer_output_mask(ctx, has_bias);
     const Grads4 result = equivariant_linear_backward_op(
-        grads[0], saved[0], saved[1], saved[2], saved[3], has_bias, ctx->saved_data["groups"].toInt(),
+        grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["groups"].toInt(),
         ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
     return layer_grads(result, mask, 3);
   }
