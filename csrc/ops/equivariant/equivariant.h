@@ -189,10 +189,12 @@ inline void check_x_mean(const at::Tensor& x, const at::Tensor& x_mean, int64_t 
 
 // Returns (y, xm): the layer's output and the set means it used.
 template <typename Backend>
-std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                   const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                   c10::string_view activation, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Tensor& x, const at::Tensor& weight,
+                                                                   const at::Tensor& weight_gamma,
+                                                                   const c10::optional<at::Tensor>& bias,
+                                                                   at::IntArrayRef stride, at::IntArrayRef padding,
+                                                                   at::IntArrayRef dilation, int64_t groups,
+                                                                   c10::string_view activation, double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
   check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in, kh, kw)");
@@ -219,10 +221,9 @@ std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Ten
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_impl(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight,
-    const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride, at::IntArrayRef padding,
-    at::IntArrayRef dilation, int64_t groups, c10::string_view activation, double negative_slope,
-    std::array<bool, 4> output_mask) {
+    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
   check_layer_params(x, weight, weight_gamma, c10::nullopt, 4, "(C_out, C_in, kh, kw)");
@@ -272,9 +273,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
 
 // Returns (y, xm): the layer's output and the set means it used.
 template <typename Backend>
-std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                   const c10::optional<at::Tensor>& bias, int64_t groups,
-                                   c10::string_view activation, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Tensor& x, const at::Tensor& weight,
+                                                                   const at::Tensor& weight_gamma,
+                                                                   const c10::optional<at::Tensor>& bias,
+                                                                   int64_t groups, c10::string_view activation,
+                                                                   double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
   check_linear_input(x);
   check_layer_params(x, weight, weight_gamma, bias, 2, "(out_features, in_features)");
@@ -297,9 +300,8 @@ std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Ten
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_impl(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight,
-    const at::Tensor& weight_gamma, bool has_bias, int64_t groups, c10::string_view activation,
-    double negative_slope, std::array<bool, 4> output_mask) {
+    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t groups,
+    c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
   check_linear_input(x);
   check_layer_params(x, weight, weight_gamma, c10::nullopt, 2, "(out_features, in_features)");

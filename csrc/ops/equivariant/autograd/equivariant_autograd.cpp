@@ -28,10 +28,10 @@ using Grads4 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 using OutAndMean = std::tuple<at::Tensor, at::Tensor>;
 
-OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& weight,
-                                         const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
-                                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                                         int64_t groups, c10::string_view activation, double negative_slope) {
+OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
+                                         const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                         c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::equivariant_conv2d_forward", "")
                        .typed<decltype(equivariant_conv2d_forward_op)>();
@@ -39,20 +39,21 @@ OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& 
 }
 
 Grads4 equivariant_conv2d_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
-                                      const at::Tensor& x_mean, const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias,
-                                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                                      int64_t groups, c10::string_view activation, double negative_slope,
+                                      const at::Tensor& x_mean, const at::Tensor& weight,
+                                      const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
+                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                      c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::equivariant_conv2d_backward", "")
                        .typed<decltype(equivariant_conv2d_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, groups,
-                 activation, negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, groups, activation,
+                 negative_slope, output_mask);
 }
 
-OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& weight,
-                                         const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
-                                         int64_t groups, c10::string_view activation, double negative_slope) {
+OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
+                                         const c10::optional<at::Tensor>& bias, int64_t groups,
+                                         c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::equivariant_linear_forward", "")
                        .typed<decltype(equivariant_linear_forward_op)>();
@@ -60,14 +61,14 @@ OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& 
 }
 
 Grads4 equivariant_linear_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
-                                      const at::Tensor& x_mean, const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias,
-                                      int64_t groups, c10::string_view activation, double negative_slope,
+                                      const at::Tensor& x_mean, const at::Tensor& weight,
+                                      const at::Tensor& weight_gamma, bool has_bias, int64_t groups,
+                                      c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::equivariant_linear_backward", "")
                        .typed<decltype(equivariant_linear_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups, activation, negative_slope,
-                 output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups, activation, negative_slope, output_mask);
 }
 
 at::Tensor set_mean_op(const at::Tensor& x, int64_t groups) {
@@ -127,8 +128,8 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation,
-                                                       groups, activation, negative_slope);
+    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+                                                       activation, negative_slope);
     save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
@@ -161,8 +162,8 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
                             const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias, int64_t groups,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [out, x_mean] = equivariant_linear_forward_op(x, weight, weight_gamma, bias, groups, activation,
-                                                       negative_slope);
+    auto [out, x_mean] =
+        equivariant_linear_forward_op(x, weight, weight_gamma, bias, groups, activation, negative_slope);
     save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
     ctx->saved_data["groups"] = groups;
     ctx->saved_data["activation"] = std::string(activation);

@@ -202,47 +202,52 @@ at::Tensor equivariant_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                   c10::string_view activation, double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return std::get<0>(equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
-                                             activation, negative_slope));
+  return std::get<0>(equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding,
+                                                                 dilation, groups, activation, negative_slope));
 }
 
-std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                  c10::string_view activation, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                                                  const at::Tensor& weight_gamma,
+                                                                  const c10::optional<at::Tensor>& bias,
+                                                                  at::IntArrayRef stride, at::IntArrayRef padding,
+                                                                  at::IntArrayRef dilation, int64_t groups,
+                                                                  c10::string_view activation, double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   return equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
-                                             activation, negative_slope);
+                                                     activation, negative_slope);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean, const at::Tensor& weight,
-    const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride, at::IntArrayRef padding,
-    at::IntArrayRef dilation, int64_t groups, c10::string_view activation, double negative_slope,
-    std::array<bool, 4> output_mask) {
+    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
+    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    double negative_slope, std::array<bool, 4> output_mask) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_conv2d_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding,
-                                                      dilation, groups, activation, negative_slope, output_mask);
+  return equivariant_conv2d_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride,
+                                                      padding, dilation, groups, activation, negative_slope,
+                                                      output_mask);
 }
 
 at::Tensor equivariant_linear_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                   const c10::optional<at::Tensor>& bias, int64_t groups, c10::string_view activation,
                                   double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return std::get<0>(equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, groups, activation, negative_slope));
+  return std::get<0>(
+      equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, groups, activation, negative_slope));
 }
 
-std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, int64_t groups, c10::string_view activation,
-                                  double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                                                  const at::Tensor& weight_gamma,
+                                                                  const c10::optional<at::Tensor>& bias, int64_t groups,
+                                                                  c10::string_view activation, double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   return equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, groups, activation, negative_slope);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean, const at::Tensor& weight,
-    const at::Tensor& weight_gamma, bool has_bias, int64_t groups, c10::string_view activation,
-    double negative_slope, std::array<bool, 4> output_mask) {
+    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
+    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t groups,
+    c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   return equivariant_linear_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups,
                                                       activation, negative_slope, output_mask);

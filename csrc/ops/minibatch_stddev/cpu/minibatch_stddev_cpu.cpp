@@ -121,16 +121,16 @@ at::Tensor minibatch_stddev_cpu(const at::Tensor& x, int64_t group_size, int64_t
     // Phase 2: s[r, f] = mean of the stddevs, written as channel C + f of the group's samples.
     at::parallel_for(0, n * F, std::max<int64_t>(1, kStddevGrainElems / std::max<int64_t>(1, G * P)),
                      [&](int64_t begin, int64_t end) {
-      for (int64_t rf = begin; rf < end; ++rf) {
-        const int64_t r = rf / F, f = rf % F;
-        const acc_t total = sum_run(partial.data() + rf * grid.chunks, grid.chunks);
-        const scalar_t s = static_cast<scalar_t>(total / static_cast<acc_t>(grid.run));
-        for (int64_t gi = 0; gi < G; ++gi) {
-          scalar_t* __restrict dst = op + ((gi * n + r) * CO + C + f) * P;
-          for (int64_t p = 0; p < P; ++p) dst[p] = s;
-        }
-      }
-    });
+                       for (int64_t rf = begin; rf < end; ++rf) {
+                         const int64_t r = rf / F, f = rf % F;
+                         const acc_t total = sum_run(partial.data() + rf * grid.chunks, grid.chunks);
+                         const scalar_t s = static_cast<scalar_t>(total / static_cast<acc_t>(grid.run));
+                         for (int64_t gi = 0; gi < G; ++gi) {
+                           scalar_t* __restrict dst = op + ((gi * n + r) * CO + C + f) * P;
+                           for (int64_t p = 0; p < P; ++p) dst[p] = s;
+                         }
+                       }
+                     });
   });
   return out;
 }

@@ -21,11 +21,13 @@
 namespace batchgan {
 namespace {
 
-// The row loops are compiled twice, for x86-64-v3 (AVX2 + FMA: 8 floats a vector) and for the
-// baseline (SSE2: 4), and picked at load time by an ifunc; the build itself targets the
-// baseline. Each call covers a whole row (n samples), so the indirect call is amortised.
+// The row loops are compiled three times, for x86-64-v4 (AVX-512: 16 floats a vector, one
+// block of kLanes), x86-64-v3 (AVX2 + FMA: 8) and the baseline (SSE2: 4), and picked at load
+// time by an ifunc; the build itself targets the baseline. Each call covers a whole row (n
+// samples), so the indirect call is amortised.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BATCHGAN_ROW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) __attribute__((noinline))
+#define BATCHGAN_ROW_KERNEL \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) __attribute__((noinline))
 #else
 #define BATCHGAN_ROW_KERNEL inline
 #endif
@@ -163,8 +165,8 @@ inline void block_distances_to(const acc_t* __restrict cols, int64_t np, int64_t
 
 // Forward: returns sum_{j > i} c_b(i, j) and adds each term to acc[j]. `m` is row i's C values.
 template <int kC, typename acc_t>
-BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
-                                            int64_t np, int64_t c_dims, int64_t i, const acc_t* __restrict m_row,
+BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const acc_t* __restrict valid, int64_t np,
+                                            int64_t c_dims, int64_t i, const acc_t* __restrict m_row,
                                             acc_t* __restrict acc) {
   acc_t m_local[kC > 0 ? kC : 1];
   const acc_t* __restrict m = m_row;
