@@ -169,20 +169,70 @@ def test_set_mean_gradcheck_and_gradgradcheck():
     assert torch.autograd.gradgradcheck(lambda t: bg.set_mean(t, 3), (x,))
 
 
+@pytest.mark.parametrize("activation, slope", ACTIVATIONS)
+@pytest.mark.parametrize("case", [CONV_CASES[1]])
+def test_conv2d_gradgradcheck(activation, slope, case):
+    # create_graph=True takes the differentiable backward (autograd/equivariant_autograd.cpp).
+    (x, wl, wg, b), kw = _conv_inputs(case, torch.float64, True, requires_grad=True)
+    fn = lambda *a: bg.equivariant_conv2d(*a, activation=activation, negative_slope=slope, **kw)  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (x, wl, wg, b))
+
+
+@pytest.mark.parametrize("activation, slope", ACTIVATIONS)
+@pytest.mark.parametrize("n, g", [(6, 2), (5, 1)])
+def test_linear_gradgradcheck(activation, slope, n, g):
+    x = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+    wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda *a: bg.equivariant_linear(*a, g, activation, slope), (x, wl, wg, b))
+
+
+def test_first_order_backward_uses_the_fused_op():
+    # The differentiable (composite) backward is only for create_graph=True; an ordinary
+    # backward runs the fused backward op.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    for create_graph in (False, True):
+        out = bg.equivariant_linear(x, wl, wg, None, 2, "relu")
+        with Recorder() as rec:
+            torch.autograd.grad(out.pow(2).sum(), (x, wl, wg), create_graph=create_graph)
+        assert ("batchgan.equivariant_linear_backward" in rec.ops) == (not create_graph), rec.ops
+
+
 @pytest.mark.parametrize("layer", ["linear", "conv2d"])
-def test_double_backward_raises(layer):
+def test_gradient_penalty_matches_reference(layer):
+    # A WGAN-GP style penalty ||d D / d x||^2 through the layer, differentiated w.r.t. the
+    # weights and x, against the pure-PyTorch formula of eq. 12.
     if layer == "linear":
         x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
         wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
-        out = bg.equivariant_linear(x, wl, wg, None, 2, "leaky_relu", 0.1)
+        b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+        fused = lambda *a: bg.equivariant_linear(*a, 2, "leaky_relu", 0.2)  # noqa: E731
+        ref = lambda *a: equivariant_linear_reference(*a, groups=2, activation="leaky_relu", negative_slope=0.2)  # noqa: E731
     else:
-        (x, wl, wg, _), kw = _conv_inputs(CONV_CASES[1], torch.float64, False, requires_grad=True)
-        out = bg.equivariant_conv2d(x, wl, wg, None, activation="relu", **kw)
-    with pytest.raises(RuntimeError, match=f"equivariant_{layer}: double backward \\(create_graph=True\\) is not supported"):
-        torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
-    # A first-order backward of the same graph still works afterwards.
-    (gx,) = torch.autograd.grad(out.pow(2).sum(), x)
-    assert gx.shape == x.shape
+        (x, wl, wg, b), kw = _conv_inputs(CONV_CASES[1], torch.float64, True, requires_grad=True)
+        fused = lambda *a: bg.equivariant_conv2d(*a, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
+        ref = lambda *a: equivariant_conv2d_reference(*a, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
+    inputs = (x, wl, wg, b)
+
+    def penalty_grads(fn):
+        out = fn(*inputs)
+        (gx,) = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.pow(2).sum(), inputs)
+
+    for a, e in zip(penalty_grads(fused), penalty_grads(ref)):
+        torch.testing.assert_close(a, e, **PRODUCT_TOL[torch.float64])
 
 
 def test_gradients_without_bias_and_partial_requires_grad():

@@ -9,8 +9,8 @@ backend (oneDNN / BLAS / cuDNN), the Gamma branch on the G set means only, and b
 Autograd is registered in C++ (csrc/ops/equivariant/autograd/equivariant_autograd.cpp), as for
 ``mix`` and ``bernoulli_kl_loss``: a Python formula cost ~80-110 us per forward+backward. Only
 the gradients autograd needs are computed (the backward ops' ``output_mask``). ``set_mean`` is
-differentiable to any order; a double backward (``create_graph=True``) through
-``equivariant_conv2d`` or ``equivariant_linear`` raises a RuntimeError.
+differentiable to any order; under ``create_graph=True`` (a gradient penalty) the layers'
+autograd composes the backward from differentiable ops, so double backward is exact too.
 """
 
 from typing import Optional, Sequence, Tuple, Union

@@ -5,9 +5,10 @@
 // ~250 us plain).
 //
 // Only the gradients autograd asks for are computed: needs_input_grad becomes the backward
-// op's output_mask, as in the former Python formula. The conv/linear backward ops have no
-// autograd of their own, so a double backward through them raises instead of silently
-// returning wrong (zero) second derivatives; set_mean is linear and supports any order.
+// op's output_mask, as in the former Python formula. The fused backward ops have no autograd
+// of their own; under create_graph=True (a gradient penalty, say: WGAN-GP, R1) the backward is
+// instead composed of differentiable ops (ATen's activation and convolution backward, mm, and
+// set_mean / set_mean_backward, which support any order), so second derivatives are exact.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -16,6 +17,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "ops/equivariant/equivariant.h"
 
 namespace batchgan {
 namespace {
@@ -95,12 +98,31 @@ void save_layer(AutogradContext* ctx, const at::Tensor& out, const at::Tensor& x
   ctx->saved_data["has_bias"] = has_bias;
 }
 
-// The backward ops are not differentiable: refuse create_graph=True instead of recording a
-// graph that would give wrong second derivatives.
-void check_no_double_backward(const char* op_name, const at::Tensor& grad, const variable_list& saved) {
-  bool differentiating = at::GradMode::is_enabled() && grad.requires_grad();
-  for (const auto& t : saved) differentiating = differentiating || (at::GradMode::is_enabled() && t.requires_grad());
-  TORCH_CHECK(!differentiating, op_name, ": double backward (create_graph=True) is not supported");
+// True when the backward itself is being recorded (create_graph=True with a differentiable
+// input): the fused backward ops have no autograd, so the differentiable path is taken.
+bool differentiating_backward(const at::Tensor& grad, const variable_list& saved) {
+  if (!at::GradMode::is_enabled()) return false;
+  bool any = grad.requires_grad();
+  for (const auto& t : saved) any = any || (t.defined() && t.requires_grad());
+  return any;
+}
+
+// dz = act'(z) dy with act' read off the output y, as the fused kernels do
+// (equivariant_math.h); ATen's activation backward ops are themselves differentiable.
+at::Tensor activation_backward_differentiable(const at::Tensor& grad, const at::Tensor& out,
+                                              c10::string_view activation, double negative_slope) {
+  switch (parse_activation(activation, negative_slope)) {
+    case Activation::kIdentity: return grad;
+    case Activation::kRelu: return at::threshold_backward(grad, out, 0);
+    case Activation::kLeakyRelu: return at::leaky_relu_backward(grad, out, negative_slope, /*self_is_result=*/true);
+  }
+  return grad;
+}
+
+// Per-set sums dzs (G, ...) of dz and the set means of x, recorded in the graph.
+std::pair<at::Tensor, at::Tensor> set_sums_and_means(const at::Tensor& dz, const at::Tensor& x, int64_t groups) {
+  const int64_t set_size = x.size(0) / groups;
+  return {set_mean_op(dz, groups) * static_cast<double>(set_size), set_mean_op(x, groups)};
 }
 
 // output_mask from needs_input_grad; edges exist only for x, weight, weight_gamma and a
@@ -142,15 +164,37 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
-    check_no_double_backward("equivariant_conv2d", grads[0], saved);
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     const std::array<bool, 4> mask = layer_output_mask(ctx, has_bias);
+    if (differentiating_backward(grads[0], saved)) {
+      return layer_grads(differentiable_backward(ctx, grads[0], saved, mask), mask, 6);
+    }
     const Grads4 result = equivariant_conv2d_backward_op(
         grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
         ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
         ctx->saved_data["groups"].toInt(), ctx->saved_data["activation"].toStringRef(),
         ctx->saved_data["negative_slope"].toDouble(), mask);
     return layer_grads(result, mask, 6);
+  }
+
+ private:
+  // The backward of equivariant.h composed of differentiable ops (create_graph=True).
+  static Grads4 differentiable_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved,
+                                        const std::array<bool, 4>& mask) {
+    const at::Tensor &out = saved[0], &x = saved[1], &weight = saved[3], &weight_gamma = saved[4];
+    const std::vector<int64_t> stride = ctx->saved_data["stride"].toIntVector();
+    const std::vector<int64_t> padding = ctx->saved_data["padding"].toIntVector();
+    const std::vector<int64_t> dilation = ctx->saved_data["dilation"].toIntVector();
+    const at::Tensor dz = activation_backward_differentiable(grad, out, ctx->saved_data["activation"].toStringRef(),
+                                                             ctx->saved_data["negative_slope"].toDouble());
+    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["groups"].toInt());
+    auto [grad_x, grad_w, unused_b] = at::convolution_backward(dz, x, weight, c10::nullopt, stride, padding, dilation,
+                                                               false, {0, 0}, 1, {mask[0], mask[1], false});
+    auto [grad_xm, grad_g, unused_bg] = at::convolution_backward(
+        dzs, xm, weight_gamma, c10::nullopt, stride, padding, dilation, false, {0, 0}, 1, {mask[0], mask[2], false});
+    if (mask[0]) grad_x = grad_x + set_mean_backward_op(grad_xm, x.size(0));
+    const at::Tensor grad_b = mask[3] ? dzs.sum({0, 2, 3}) : at::Tensor();
+    return {grad_x, grad_w, grad_g, grad_b};
   }
 };
 
@@ -173,13 +217,31 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
-    check_no_double_backward("equivariant_linear", grads[0], saved);
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     const std::array<bool, 4> mask = layer_output_mask(ctx, has_bias);
+    if (differentiating_backward(grads[0], saved)) {
+      return layer_grads(differentiable_backward(ctx, grads[0], saved, mask), mask, 3);
+    }
     const Grads4 result = equivariant_linear_backward_op(
         grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["groups"].toInt(),
         ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
     return layer_grads(result, mask, 3);
+  }
+
+ private:
+  // The backward of equivariant.h composed of differentiable ops (create_graph=True).
+  static Grads4 differentiable_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved,
+                                        const std::array<bool, 4>& mask) {
+    const at::Tensor &out = saved[0], &x = saved[1], &weight = saved[3], &weight_gamma = saved[4];
+    const at::Tensor dz = activation_backward_differentiable(grad, out, ctx->saved_data["activation"].toStringRef(),
+                                                             ctx->saved_data["negative_slope"].toDouble());
+    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["groups"].toInt());
+    at::Tensor grad_x, grad_w, grad_g, grad_b;
+    if (mask[0]) grad_x = at::mm(dz, weight) + set_mean_backward_op(at::mm(dzs, weight_gamma), x.size(0));
+    if (mask[1]) grad_w = at::mm(dz.t(), x);
+    if (mask[2]) grad_g = at::mm(dzs.t(), xm);
+    if (mask[3]) grad_b = dzs.sum(0);
+    return {grad_x, grad_w, grad_g, grad_b};
   }
 };
 
