@@ -3,7 +3,8 @@
 
 The kernels are ``torch.ops.batchgan.pairwise_l1_features`` and
 ``torch.ops.batchgan.minibatch_stddev`` (csrc/ops/pairwise_l1, csrc/ops/minibatch_stddev),
-with their autograd in C++ (the ops' autograd/ folders; double backward raises); this module
+with their autograd in C++ (the ops' autograd/ folders; ``minibatch_stddev`` supports double
+backward, e.g. StyleGAN's R1 penalty; ``pairwise_l1_features`` raises on it); this module
 registers their fake kernels (shape inference for torch.compile) and wraps them for users.
 """
 
