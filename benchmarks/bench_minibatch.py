@@ -10,6 +10,7 @@ alone would exceed NAIVE_LIMIT_BYTES (it cannot fit with autograd, or takes many
 """
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -43,6 +44,20 @@ def _fwd_bwd(fn, M, w):
     return run
 
 
+def _peak_bytes(candidate, n, b, c):
+    """Peak resident memory of one forward+backward, measured in a fresh process (called
+    through a spawn pool): in the timing process the heap already holds the freed memory of
+    earlier runs, which a later allocation reuses without raising the high-water mark."""
+    torch.manual_seed(0)
+    M = (0.3 * torch.randn(n, b, c)).requires_grad_()
+    w = torch.randn(n, b)
+    fn = {"fused": bg.pairwise_l1_features, "naive": pairwise_l1_features_reference}[candidate]
+    run = _fwd_bwd(fn, M, w)
+    run()  # one-time allocations (thread pools, first-call state) are not the op's
+    M.grad = None  # the previous gradient would otherwise be freed inside the measurement
+    return peak_memory_bytes(run)
+
+
 def _rounds(n):
     # Large N: few repeats so that the whole run stays within minutes on 2 shared cores.
     return {64: 9, 256: 7, 1024: 3}.get(n, 1)
@@ -70,13 +85,12 @@ def bench(sizes, kernel_shapes, with_compile=True):
             times = time_interleaved(fns, warmup=1 if n <= 1024 else 0, rounds=_rounds(n))
             measured.append((n, b, c, M, fns, run_naive, naive_bytes, times, compile_s))
             print(f"  timed N={n} B={b} C={c}", flush=True)
-    # Peak memory after all timings: peak_memory_bytes fixes glibc's mmap threshold, which
-    # makes every later allocation a fresh mapping and would slow the timed candidates.
+    # Peak memory, each candidate in a fresh process (see _peak_bytes).
+    pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1)
     for n, b, c, M, fns, run_naive, naive_bytes, times, compile_s in measured:
         mem = {}
         for name in ("fused", "naive") if run_naive else ("fused",):
-            M.grad = None  # the previous gradient would otherwise be freed inside the measurement
-            mem[name] = peak_memory_bytes(fns[name])
+            mem[name] = pool.apply(_peak_bytes, (name, n, b, c))
         skip = f"skipped: N*N*B*C tensor {format_bytes(naive_bytes)}" if not run_naive else None
         fused = times["fused"]
         ratio = lambda k: f"{times[k] / fused:.1f}x" if k in times else "-"  # noqa: E731
@@ -108,6 +122,8 @@ def bench(sizes, kernel_shapes, with_compile=True):
                 "rounds": _rounds(n),
             }
         )
+    pool.close()
+    pool.join()
     return rows, records
 
 
