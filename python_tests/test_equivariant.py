@@ -11,6 +11,7 @@ from torch import nn
 
 import batchgan_ext as bg
 from batchgan_ext.reference.equivariant import (
+    activation_reference,
     equivariant_conv2d_reference,
     equivariant_linear_reference,
     set_mean_reference,
@@ -138,6 +139,32 @@ def test_linear_gradients_match_reference(dtype, activation, slope):
     expected = torch.autograd.grad(ref, (x, *params, b), grad)
     for a, e in zip(got, expected):
         torch.testing.assert_close(a, e, **PRODUCT_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("fin", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("n, g, fout", [(12, 3, 37), (7, 1, 1030), (5, 5, 16), (1, 1, 3)])
+@pytest.mark.parametrize("activation, slope", ACTIVATIONS)
+def test_linear_few_input_features_match_reference(dtype, fin, n, g, fout, activation, slope):
+    # in_features <= 4 take the CPU's fused small-K path (product inside the passes, output
+    # features split over tasks: 1030 is not a multiple of the chunk); 5 takes the GEMM path.
+    x = torch.randn(n, fin, dtype=torch.float64)
+    wl, wg = (torch.randn(fout, fin, dtype=torch.float64) / math.sqrt(fin) for _ in range(2))
+    b = torch.randn(fout, dtype=torch.float64)
+    tensors = [t.to(dtype).requires_grad_() for t in (x, wl, wg, b)]
+    out = bg.equivariant_linear(*tensors, g, activation, slope)
+    grad = torch.randn(out.shape, dtype=torch.float64)
+    got = torch.autograd.grad(out, tensors, grad.to(dtype))
+    ref_in = [_act64(t) for t in tensors]
+    ref = equivariant_linear_reference(*ref_in, groups=g, activation="identity")
+    tol = PRODUCT_TOL[dtype] if dtype not in (torch.float16, torch.bfloat16) else dict(rtol=0.05, atol=0.1)
+    torch.testing.assert_close(out.double(), activation_reference(ref.detach(), activation, slope), **tol)
+    if activation != "identity":  # act' at the op's own output sign (see the conv test above)
+        ref = torch.where(out.detach().double() > 0, ref, ref * slope)
+    expected = torch.autograd.grad(ref, ref_in, grad)
+    for name, a, e in zip(("x", "weight", "weight_gamma", "bias"), got, expected):
+        assert a.dtype == dtype, name
+        torch.testing.assert_close(a.double(), e, **tol, msg=lambda m: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("activation, slope", ACTIVATIONS)

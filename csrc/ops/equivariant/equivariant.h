@@ -271,6 +271,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
 
 // ---- linear -----------------------------------------------------------------------------
 
+// Linear layers with at most this many input features (the 2D experiments' first layer has 2)
+// skip the GEMM on backends with kFusedSmallLinear: the product is K multiply-adds per output
+// inside the fused passes, so the forward writes y once and the backward reads (dy, y) once for
+// all of dz's uses, where a GEMM with K = 2 would write and re-read a whole (N, O) tensor.
+constexpr int64_t kSmallLinearFeatures = 4;
+
+template <typename Backend>
+bool use_small_linear(const at::Tensor& x) {
+  if constexpr (Backend::kFusedSmallLinear) {
+    return x.size(1) >= 1 && x.size(1) <= kSmallLinearFeatures;
+  } else {
+    return false;
+  }
+}
+
 // Returns (y, xm): the layer's output and the set means it used.
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Tensor& x, const at::Tensor& weight,
@@ -286,6 +301,16 @@ std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Ten
   layout.inner = x.size(1);
   at::Tensor xm = at::empty({groups, x.size(1)}, x.options());
   if (xm.numel() > 0) Backend::set_mean(x_c, xm, layout);
+  if constexpr (Backend::kFusedSmallLinear) {
+    if (use_small_linear<Backend>(x)) {
+      // c = bias + Gamma term per set, in the accumulation dtype; then one pass writes y.
+      const at::ScalarType acc = at::toOpMathType(x.scalar_type());
+      const at::Tensor c = (at::mm(xm, weight_gamma.t()).to(acc) + bias_in_acc(bias, weight.size(0), x)).contiguous();
+      at::Tensor y = at::empty({x.size(0), weight.size(0)}, x.options());
+      if (y.numel() > 0) Backend::small_linear_forward(x_c, weight.contiguous(), c, y, layout, act, negative_slope);
+      return {y, xm};
+    }
+  }
   at::Tensor main = at::mm(x_c, weight.t());
   const at::Tensor gm = at::mm(xm, weight_gamma.t());
   layout.inner = main.size(1);
@@ -315,14 +340,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_ba
   const bool need_x = output_mask[0], need_w = output_mask[1], need_g = output_mask[2];
   const bool need_b = output_mask[3] && has_bias;
 
-  at::Tensor dz = at::empty_like(out_c);
   at::Tensor dzs = at::empty({groups, out.size(1)}, out.options());
-  layout.inner = out.size(1);
-  if (out_c.numel() > 0) Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
-  else dzs.zero_();
-
-  at::Tensor grad_x = need_x ? at::mm(dz, weight) : empty_grad(x);
-  at::Tensor grad_w = need_w ? at::mm(dz.t(), x_c) : empty_grad(x);
+  at::Tensor grad_x, grad_w;
+  bool fused_small = false;
+  if constexpr (Backend::kFusedSmallLinear) {
+    if (use_small_linear<Backend>(x)) {
+      // One pass gives dzs and both products; dz itself is never stored.
+      fused_small = true;
+      grad_x = at::empty_like(x_c);
+      grad_w = at::empty({weight.size(0), weight.size(1)}, weight.options());
+      if (out_c.numel() > 0) {
+        Backend::small_linear_backward(grad_c, out_c, x_c, weight.contiguous(), dzs, grad_x, grad_w, layout, act,
+                                       negative_slope);
+      } else {
+        dzs.zero_();
+        grad_x.zero_();
+        grad_w.zero_();
+      }
+      if (!need_x) grad_x = empty_grad(x);
+      if (!need_w) grad_w = empty_grad(x);
+    }
+  }
+  if (!fused_small) {
+    at::Tensor dz = at::empty_like(out_c);
+    layout.inner = out.size(1);
+    if (out_c.numel() > 0) Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
+    else dzs.zero_();
+    grad_x = need_x ? at::mm(dz, weight) : empty_grad(x);
+    grad_w = need_w ? at::mm(dz.t(), x_c) : empty_grad(x);
+  }
   at::Tensor grad_g = empty_grad(x);
   if (need_g) grad_g = at::mm(dzs.t(), x_mean.contiguous());
   if (need_x && grad_x.numel() > 0) {

@@ -102,7 +102,139 @@ void broadcast_run(scalar_t* __restrict__ dst, const scalar_t* __restrict__ src,
   }
 }
 
+// ---- linear layers with few input features (kSmallLinearFeatures, equivariant.h) ----------
+// The product x_n . Lambda_o is kK multiply-adds per output, done inside the fused passes
+// instead of by a GEMM call whose output is written and read back. Lambda arrives transposed
+// (kK, O) so that the loops run over contiguous output features.
+
+// y[o] = act(c[o] + sum_k xv[k] wt[k][o]) for one sample; c = bias + the sample's Gamma term.
+template <Activation A, int kK, typename scalar_t, typename acc_t>
+void small_forward_row(scalar_t* __restrict__ y, const acc_t* __restrict__ c, const acc_t* __restrict__ wt,
+                       const acc_t* __restrict__ xv, int64_t outs, acc_t slope) {
+#pragma omp simd
+  for (int64_t o = 0; o < outs; ++o) {
+    acc_t z = c[o];
+    for (int k = 0; k < kK; ++k) z += xv[k] * wt[k * outs + o];
+    y[o] = static_cast<scalar_t>(activation_forward<acc_t>(A, z, slope));
+  }
+}
+
+// For one sample and the output features [o0, o0 + len): dz = act'(y) dy, added to the set's
+// sums dzs, to the weight gradient gwt[k][o] += dz x_k, and dotted with Lambda for the
+// sample's input gradient gx[k] (returned through gx).
+template <Activation A, int kK, typename scalar_t, typename acc_t>
+void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
+                        const acc_t* __restrict__ wt, const acc_t* __restrict__ xv, acc_t* __restrict__ dzs,
+                        acc_t* __restrict__ gwt, acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
+  acc_t dz[kChunk];
+#pragma omp simd
+  for (int64_t o = 0; o < len; ++o) {
+    dz[o] = activation_backward<acc_t>(A, static_cast<acc_t>(dy[o]), static_cast<acc_t>(y[o]), slope);
+    dzs[o] += dz[o];
+  }
+  for (int k = 0; k < kK; ++k) {
+    acc_t dot = 0;
+    const acc_t xk = xv[k];
+    acc_t* __restrict__ gw_k = gwt + k * outs;
+    const acc_t* __restrict__ w_k = wt + k * outs;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t o = 0; o < len; ++o) {
+      gw_k[o] += dz[o] * xk;
+      dot += dz[o] * w_k[o];
+    }
+    gx[k] += dot;
+  }
+}
+
+template <typename F>
+void dispatch_small_features(int64_t features, const F& f) {
+  switch (features) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    case 3: f.template operator()<3>(); break;
+    default: f.template operator()<4>(); break;
+  }
+}
+
 struct CpuKernels {
+  static constexpr bool kFusedSmallLinear = true;
+
+  // y = act(x Lambda^T + c[set]) for K <= kSmallLinearFeatures input features, one pass over y;
+  // c (G, O) = bias + Gamma term in the accumulation dtype.
+  static void small_linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& c,
+                                   at::Tensor& y, const SetLayout& l, Activation act, double slope) {
+    const int64_t features = x.size(1), outs = y.size(1);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "equivariant_small_linear_cpu", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      const at::Tensor wt = weight.t().to(c.scalar_type()).contiguous();
+      const acc_t* wp = wt.const_data_ptr<acc_t>();
+      const acc_t* cp = c.const_data_ptr<acc_t>();
+      const scalar_t* xp = x.const_data_ptr<scalar_t>();
+      scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+      const acc_t sl = static_cast<acc_t>(slope);
+      dispatch_activation(act, [&]<Activation A>() {
+        dispatch_small_features(features, [&]<int kK>() {
+          at::parallel_for(0, l.batch, grain_for(outs), [&](int64_t begin, int64_t end) {
+            acc_t xv[kK];
+            for (int64_t n = begin; n < end; ++n) {
+              for (int k = 0; k < kK; ++k) xv[k] = static_cast<acc_t>(xp[n * kK + k]);
+              small_forward_row<A, kK>(yp + n * outs, cp + (n / l.set_size) * outs, wp, xv, outs, sl);
+            }
+          });
+        });
+      });
+    });
+  }
+
+  // One pass over (dy, y) for K <= kSmallLinearFeatures: the per-set sums dzs (G, O), the
+  // input gradient x_grad = dz Lambda (N, K) and the weight gradient w_grad = dz^T x (O, K),
+  // all accumulated in float32 or better. Tasks own chunks of output features; each thread
+  // accumulates its own (N, K) share of x_grad, summed at the end.
+  static void small_linear_backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& x,
+                                    const at::Tensor& weight, at::Tensor& dzs, at::Tensor& x_grad,
+                                    at::Tensor& w_grad, const SetLayout& l, Activation act, double slope) {
+    const int64_t features = x.size(1), outs = y.size(1), batch = l.batch;
+    const int64_t threads = at::get_num_threads();
+    // Chunks narrow enough that every thread gets one when there are few output features.
+    const int64_t chunk = std::clamp<int64_t>((outs + threads - 1) / threads, 16, kChunk);
+    const int64_t chunks = (outs + chunk - 1) / chunk;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "equivariant_small_linear_bwd_cpu", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      const at::ScalarType acc_type = at::toOpMathType(x.scalar_type());
+      const at::Tensor wt = weight.t().to(acc_type).contiguous();
+      const at::Tensor xa = x.to(acc_type).contiguous();
+      at::Tensor dzs_acc = at::zeros({l.groups, outs}, x.options().dtype(acc_type));
+      at::Tensor gwt = at::zeros({features, outs}, x.options().dtype(acc_type));
+      at::Tensor gx_parts = at::zeros({threads, batch, features}, x.options().dtype(acc_type));
+      const acc_t* wp = wt.const_data_ptr<acc_t>();
+      const acc_t* xp = xa.const_data_ptr<acc_t>();
+      const scalar_t* dyp = grad.const_data_ptr<scalar_t>();
+      const scalar_t* yp = y.const_data_ptr<scalar_t>();
+      acc_t* dzsp = dzs_acc.mutable_data_ptr<acc_t>();
+      acc_t* gwp = gwt.mutable_data_ptr<acc_t>();
+      acc_t* gxp = gx_parts.mutable_data_ptr<acc_t>();
+      const acc_t sl = static_cast<acc_t>(slope);
+      dispatch_activation(act, [&]<Activation A>() {
+        dispatch_small_features(features, [&]<int kK>() {
+          at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+            acc_t* gx_thread = gxp + at::get_thread_num() * batch * kK;
+            for (int64_t item = begin; item < end; ++item) {
+              const int64_t o0 = item * chunk, len = std::min(chunk, outs - o0);
+              for (int64_t n = 0; n < batch; ++n) {
+                small_backward_row<A, kK>(dyp + n * outs + o0, yp + n * outs + o0, wp + o0, xp + n * kK,
+                                          dzsp + (n / l.set_size) * outs + o0, gwp + o0, gx_thread + n * kK, outs,
+                                          len, sl);
+              }
+            }
+          });
+        });
+      });
+      dzs.copy_(dzs_acc);
+      x_grad.copy_(gx_parts.sum(0));
+      w_grad.copy_(gwt.t());
+    });
+  }
+
   // rho(x) of eq. 11 for each set: float32+ accumulator per chunk, samples of the set in order.
   static void set_mean(const at::Tensor& x, at::Tensor& out, const SetLayout& l) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "set_mean_cpu", [&] {

@@ -84,6 +84,10 @@ __global__ void broadcast_add_kernel(scalar_t* __restrict__ dst, const scalar_t*
 
 // The backend of equivariant.h's orchestration: host launchers of the kernels above.
 struct DeviceKernels {
+  // The fused small-K linear path of equivariant.h is a CPU optimisation (on the GPU the
+  // product is cuBLAS's and the epilogue a separate launch either way).
+  static constexpr bool kFusedSmallLinear = false;
+
   static void set_mean(const at::Tensor& x, at::Tensor& out, const SetLayout& l) {
     const int64_t total = l.groups * l.inner;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "set_mean_cuda", [&] {
