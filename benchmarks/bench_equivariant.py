@@ -96,7 +96,7 @@ def main(argv=None):
 
 
 def run(quick=False, groups=1, compile_naive=True):
-    rounds, warmup = (5, 2) if quick else (15, 3)
+    rounds, warmup = (5, 2) if quick else (31, 3)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
 
