@@ -58,20 +58,38 @@ def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, 
     return statistics.median(times)
 
 
-def time_interleaved(fns: Dict[str, Callable[[], object]], *, warmup: int = 3, rounds: int = 15) -> Dict[str, float]:
+def time_interleaved(
+    fns: Dict[str, Callable[[], object]],
+    *,
+    warmup: int = 3,
+    rounds: int = 15,
+    samples_out: Optional[Dict[str, List[float]]] = None,
+) -> Dict[str, float]:
     """Median times of several candidates measured round-robin, so that machine noise hits all
-    of them alike and their ratios stay meaningful."""
+    of them alike and their ratios stay meaningful. `samples_out`, if given, receives every
+    round's time of every candidate (for paired, per-round comparisons)."""
     steady_state_allocator()
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     samples: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(rounds):
+        # The order rotates every round, so that no candidate always runs right after the same
+        # one (a large candidate leaves cold caches and busy threads behind it).
+        for name in names[r % len(names):] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             samples[name].append(time.perf_counter() - t0)
+    if samples_out is not None:
+        samples_out.update(samples)
     return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
+def paired_ratio(samples: Dict[str, List[float]], a: str, b: str) -> float:
+    """Median over rounds of a's time / b's time in the same round: the ratio of two close
+    candidates with the slow drift of a shared machine cancelled within each round."""
+    return statistics.median(ta / tb for ta, tb in zip(samples[a], samples[b]))
 
 
 def _proc_status_bytes(key: str) -> int:
