@@ -9,7 +9,21 @@ import json as _json
 
 import torch as _torch
 
-from . import _C  # noqa: F401  (registers torch.ops.batchgan.*)
+try:
+    from . import _C  # noqa: F401  (registers torch.ops.batchgan.*)
+except ImportError as _error:  # pragma: no cover - exercised by running from a source checkout
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if not any(name.startswith("_C.") for name in _os.listdir(_here)):
+        # Python found this package's sources (e.g. `python -m ...` run from the repository
+        # root, which puts the checkout first on sys.path) instead of the installed build.
+        raise ImportError(
+            f"batchgan_ext: the compiled extension (_C) is missing from {_here}: this is the source "
+            "tree, not the installed package. Run from another directory (the installed package is "
+            "then imported), or build in place with `python setup.py build_ext --inplace`."
+        ) from _error
+    raise
 from .ops.mixing import (  # noqa: E402
     batch_generator_loss,
     bernoulli_kl_loss,

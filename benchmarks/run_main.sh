@@ -11,5 +11,8 @@ MAIN_START=$(date +%s)
 echo "[main] $(date '+%H:%M:%S') kernel benchmarks"
 "$PY" benchmarks/run_all.py --quick
 echo "[main] $(date '+%H:%M:%S') 2D mode-dropping demo"
-"$PY" -m batchgan_ext.train.demo --out outputs/demo --no-progress "$@"
+# From outside the checkout: in its root, `python -m` would import the package's sources (which
+# have no compiled extension) instead of the build installed in .venv.
+DEMO_OUT="$PWD/outputs/demo"
+(cd / && "$PY" -m batchgan_ext.train.demo --out "$DEMO_OUT" --no-progress "$@")
 echo "[main] $(date '+%H:%M:%S') done: benchmarks + demo in $(( $(date +%s) - MAIN_START )) s (after setup)"
