@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/dispatch_int.h"
 #include "ops/equivariant/equivariant.h"
 
 namespace batchgan {
@@ -159,16 +160,6 @@ void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restr
   }
 }
 
-template <typename F>
-void dispatch_small_features(int64_t features, const F& f) {
-  switch (features) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    case 3: f.template operator()<3>(); break;
-    default: f.template operator()<4>(); break;
-  }
-}
-
 struct CpuKernels {
   static constexpr bool kFusedSmallLinear = true;
 
@@ -186,7 +177,7 @@ struct CpuKernels {
       scalar_t* yp = y.mutable_data_ptr<scalar_t>();
       const acc_t sl = static_cast<acc_t>(slope);
       dispatch_activation(act, [&]<Activation A>() {
-        dispatch_small_features(features, [&]<int kK>() {
+        dispatch_int</*kFallback=*/4, 1, 2, 3>(features, [&]<int kK>() {
           at::parallel_for(0, l.batch, grain_for(outs), [&](int64_t begin, int64_t end) {
             acc_t xv[kK];
             for (int64_t n = begin; n < end; ++n) {
@@ -228,7 +219,7 @@ struct CpuKernels {
       acc_t* gxp = gx_parts.mutable_data_ptr<acc_t>();
       const acc_t sl = static_cast<acc_t>(slope);
       dispatch_activation(act, [&]<Activation A>() {
-        dispatch_small_features(features, [&]<int kK>() {
+        dispatch_int</*kFallback=*/4, 1, 2, 3>(features, [&]<int kK>() {
           at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
             acc_t* gx_thread = gxp + at::get_thread_num() * batch * kK;
             for (int64_t item = begin; item < end; ++item) {

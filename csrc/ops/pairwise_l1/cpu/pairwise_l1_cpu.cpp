@@ -16,6 +16,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/dispatch_int.h"
 #include "ops/pairwise_l1/pairwise_l1.h"
 
 namespace batchgan {
@@ -145,8 +146,9 @@ inline void first_block_weights(const acc_t* __restrict valid, int64_t first, in
 }
 
 // The symmetric kernels take the kernel dimension C as a template argument kC for the common
-// sizes (kC = 0: C at run time): with the c loops unrolled, row i's values M_i,b,c and the
-// backward's per-c lane sums stay in registers across the whole row.
+// sizes (the improved-gan / gist default C = 5, torchgan's 16, the small ones in between;
+// kC = 0: C at run time): with the c loops unrolled, row i's values M_i,b,c and the backward's
+// per-c lane sums stay in registers across the whole row.
 template <int kC>
 inline int64_t c_count(int64_t c_dims) {
   return kC > 0 ? kC : c_dims;
@@ -248,22 +250,6 @@ BATCHGAN_ROW_KERNEL void row_gradient_upper(const acc_t* __restrict cols, const 
   }
 }
 
-// Calls f.template operator()<kC>() with kC = C for the unrolled sizes (the improved-gan /
-// gist default C = 5, torchgan's 16, and the small sizes in between), else kC = 0.
-template <typename F>
-void dispatch_kernel_dims(int64_t c_dims, const F& f) {
-  switch (c_dims) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    case 3: f.template operator()<3>(); break;
-    case 4: f.template operator()<4>(); break;
-    case 5: f.template operator()<5>(); break;
-    case 8: f.template operator()<8>(); break;
-    case 16: f.template operator()<16>(); break;
-    default: f.template operator()<0>(); break;
-  }
-}
-
 inline bool use_symmetric(const PairwiseL1Inputs& in) {
   return in.populations == 1 && in.groups * in.b >= kSymmetricMinSlabs;
 }
@@ -288,7 +274,7 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool ex
     const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
     if (use_symmetric(in)) {
       const acc_t self_term = in.exclude_self ? acc_t(0) : acc_t(1);  // c_b(i, i) = exp(0)
-      dispatch_kernel_dims(C, [&]<int kC>() {
+      dispatch_int</*kFallback=*/0, 1, 2, 3, 4, 5, 8, 16>(C, [&]<int kC>() {
         at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
           std::vector<acc_t> acc(np), valid(np, acc_t(0)), m_row(C);
           std::fill(valid.begin(), valid.begin() + n, acc_t(1));
@@ -358,7 +344,7 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
     if (use_symmetric(in)) {
       // One population: coef_ij = c_b(i, j) (h_i + h_j) is symmetric, each pair's term goes
       // to row i with a minus sign and to row j with a plus sign.
-      dispatch_kernel_dims(C, [&]<int kC>() {
+      dispatch_int</*kFallback=*/0, 1, 2, 3, 4, 5, 8, 16>(C, [&]<int kC>() {
         at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
           std::vector<acc_t> acc(C * np), lanes(C * kLanes), valid(np, acc_t(0)), m_row(C), row_grad(C);
           std::fill(valid.begin(), valid.begin() + n, acc_t(1));
