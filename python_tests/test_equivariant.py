@@ -183,11 +183,14 @@ def test_conv2d_gradcheck(activation, slope, bias, case):
 
 @pytest.mark.parametrize("activation, slope", ACTIVATIONS)
 @pytest.mark.parametrize("n, g", [(6, 2), (4, 4), (5, 1)])
-def test_linear_gradcheck(activation, slope, n, g):
+def test_linear_gradcheck_and_gradgradcheck(activation, slope, n, g):
+    # gradgradcheck: create_graph=True takes the differentiable backward (equivariant_autograd.cpp).
     x = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
     wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
     b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda *a: bg.equivariant_linear(*a, g, activation, slope), (x, wl, wg, b))
+    fn = lambda *a: bg.equivariant_linear(*a, g, activation, slope)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, wl, wg, b))
+    assert torch.autograd.gradgradcheck(fn, (x, wl, wg, b))
 
 
 def test_set_mean_gradcheck_and_gradgradcheck():
@@ -203,15 +206,6 @@ def test_conv2d_gradgradcheck(activation, slope, case):
     (x, wl, wg, b), kw = _conv_inputs(case, torch.float64, True, requires_grad=True)
     fn = lambda *a: bg.equivariant_conv2d(*a, activation=activation, negative_slope=slope, **kw)  # noqa: E731
     assert torch.autograd.gradgradcheck(fn, (x, wl, wg, b))
-
-
-@pytest.mark.parametrize("activation, slope", ACTIVATIONS)
-@pytest.mark.parametrize("n, g", [(6, 2), (5, 1)])
-def test_linear_gradgradcheck(activation, slope, n, g):
-    x = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
-    wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda *a: bg.equivariant_linear(*a, g, activation, slope), (x, wl, wg, b))
 
 
 def test_first_order_backward_uses_the_fused_op():
