@@ -11,7 +11,7 @@ Times are medians over the rounds; ratios are medians of the per-round ratios (c
 plain, fused / naive, timed in the same round), which cancels the slow drift of a shared
 machine: fused and naive differ by only a few percent on the conv shapes.
 
-    python benchmarks/bench_equivariant.py [--quick] [--groups G] [--no-compile]
+    python benchmarks/bench_equivariant.py [--quick] [--num-sets G] [--no-compile]
 """
 
 import argparse
@@ -58,18 +58,18 @@ def _fwd_bwd(forward, inputs, grad):
     return run
 
 
-def _candidates(kind, x, w, wg, b, groups, conv_kw, compile_naive):
+def _candidates(kind, x, w, wg, b, num_sets, conv_kw, compile_naive):
     if kind == "conv":
         plain = lambda x, w, wg, b: F.leaky_relu(F.conv2d(x, w, b, **conv_kw), SLOPE)  # noqa: E731
         fused = lambda x, w, wg, b: bg.equivariant_conv2d(  # noqa: E731
-            x, w, wg, b, groups=groups, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
+            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
         naive = lambda x, w, wg, b: equivariant_conv2d_naive(  # noqa: E731
-            x, w, wg, b, groups=groups, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
+            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
     else:
         plain = lambda x, w, wg, b: F.leaky_relu(F.linear(x, w, b), SLOPE)  # noqa: E731
-        fused = lambda x, w, wg, b: bg.equivariant_linear(x, w, wg, b, groups, "leaky_relu", SLOPE)  # noqa: E731
+        fused = lambda x, w, wg, b: bg.equivariant_linear(x, w, wg, b, num_sets, "leaky_relu", SLOPE)  # noqa: E731
         naive = lambda x, w, wg, b: equivariant_linear_naive(  # noqa: E731
-            x, w, wg, b, groups=groups, activation="leaky_relu", negative_slope=SLOPE)
+            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE)
     grad = torch.randn_like(plain(x, w, wg, b))
     fns = {
         "plain": _fwd_bwd(lambda x, w, wg, b: plain(x, w, wg, b), (x, w, b), grad),
@@ -92,13 +92,13 @@ def _geomean(values):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    parser.add_argument("--groups", type=int, default=1, help="number of sets in the batch (default 1)")
+    parser.add_argument("--num-sets", type=int, default=1, help="number of sets in the batch (default 1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile candidate")
     args = parser.parse_args(argv)
-    return run(quick=args.quick, groups=args.groups, compile_naive=not args.no_compile)
+    return run(quick=args.quick, num_sets=args.num_sets, compile_naive=not args.no_compile)
 
 
-def run(quick=False, groups=1, compile_naive=True):
+def run(quick=False, num_sets=1, compile_naive=True):
     rounds, warmup = (5, 2) if quick else (31, 3)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
@@ -122,7 +122,7 @@ def run(quick=False, groups=1, compile_naive=True):
     rows, records = [], []
     ratios = {n: [] for n in names if n != "plain"}
     for name, shape, kind, tensors, conv_kw in shapes:
-        fns = _candidates(kind, *tensors, groups, conv_kw, compile_naive)
+        fns = _candidates(kind, *tensors, num_sets, conv_kw, compile_naive)
         samples = {}
         times = time_interleaved(fns, warmup=warmup, rounds=rounds, samples_out=samples)
         # Ratios are medians of per-round ratios (each candidate against the plain layer timed
@@ -142,8 +142,8 @@ def run(quick=False, groups=1, compile_naive=True):
     columns = ["layer", "shape"] + names + [f"{n}/plain" for n in names if n != "plain"] + ["fused/naive (paired)"]
     print_table(f"equivariant layers, forward+backward, medians of {rounds} interleaved rounds (ratios: medians of "
                 f"per-round ratios), "
-                f"{torch.get_num_threads()} threads, groups={groups}", columns, rows)
-    write_json("equivariant", {"groups": groups, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
+                f"{torch.get_num_threads()} threads, num_sets={num_sets}", columns, rows)
+    write_json("equivariant", {"num_sets": num_sets, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
     return geo
 
 

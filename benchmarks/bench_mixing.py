@@ -27,14 +27,14 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
 
 SHAPES = [(64, 3, 32, 32), (64, 3, 64, 64)]
-GROUPS = 4
+NUM_SETS = 4
 
 
 def _make_inputs(shape):
     batch = shape[0]
     real = torch.randn(shape, requires_grad=True)
     fake = torch.randn(shape, requires_grad=True)
-    beta, target = bg.sample_mixing(batch, GROUPS, 0.5, generator=torch.Generator().manual_seed(0))
+    beta, target = bg.sample_mixing(batch, NUM_SETS, 0.5, generator=torch.Generator().manual_seed(0))
     targets = torch.cat([target, 1 - target])
     logits = torch.randn(2 * batch, requires_grad=True)
     grad_batch = torch.randn((2 * batch,) + tuple(shape[1:]))
@@ -43,13 +43,13 @@ def _make_inputs(shape):
 
 def _batchgan_step(real, fake, beta, targets, logits, grad_batch):
     batch = torch.ops.batchgan.mix(real, fake, beta, True)
-    loss = bg.bernoulli_kl_loss(logits, targets, "mbgan", 2 * GROUPS)
+    loss = bg.bernoulli_kl_loss(logits, targets, "mbgan", 2 * NUM_SETS)
     torch.autograd.backward([batch, loss], [grad_batch, None])
 
 
 def _naive_forward(real, fake, beta, targets, logits):
     mixed, comp = mix_reference(real, fake, beta, complement=True)
-    loss = bernoulli_kl_loss_reference(logits, targets, "mbgan", 2 * GROUPS)
+    loss = bernoulli_kl_loss_reference(logits, targets, "mbgan", 2 * NUM_SETS)
     return mixed, comp, loss
 
 
@@ -122,7 +122,7 @@ def run(quick=False):
                 "%.2fx" % (t["batchgan"] / t["floor"]),
             ]
         )
-        records.append({"shape": list(shape), "groups": GROUPS, "seconds": t})
+        records.append({"shape": list(shape), "num_sets": NUM_SETS, "seconds": t})
     print_table(
         "mix (complement) + bernoulli_kl_loss, forward + backward, median of %d rounds" % rounds,
         ["shape", "batchgan", "naive", "compiled", "floor", "naive/ours", "compiled/ours", "ours/floor"],

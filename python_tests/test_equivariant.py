@@ -49,11 +49,11 @@ def _conv_inputs(case, dtype, bias=True, requires_grad=False):
     wg = torch.randn(cout, cin, kh, kw, dtype=torch.float64) * scale
     b = torch.randn(cout, dtype=torch.float64) if bias else None
     tensors = [t.to(dtype).requires_grad_(requires_grad) if t is not None else None for t in (x, wl, wg, b)]
-    return tensors, dict(stride=stride, padding=padding, dilation=dilation, groups=g)
+    return tensors, dict(stride=stride, padding=padding, dilation=dilation, num_sets=g)
 
 
 def _pairs(**kw):
-    return {k: (v if k == "groups" else (v, v) if isinstance(v, int) else tuple(v)) for k, v in kw.items()}
+    return {k: (v if k == "num_sets" else (v, v) if isinstance(v, int) else tuple(v)) for k, v in kw.items()}
 
 
 def _act64(t):
@@ -87,18 +87,18 @@ def test_linear_matches_reference(dtype, n, g, fin, fout, activation, slope, bia
     wg = (torch.randn(fout, fin, dtype=torch.float64) / math.sqrt(fin)).to(dtype)
     b = torch.randn(fout, dtype=torch.float64).to(dtype) if bias else None
     out = bg.equivariant_linear(x, wl, wg, b, g, activation, slope)
-    expected = equivariant_linear_reference(*map(_act64, (x, wl, wg, b)), groups=g, activation=activation,
+    expected = equivariant_linear_reference(*map(_act64, (x, wl, wg, b)), num_sets=g, activation=activation,
                                             negative_slope=slope)
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), expected, **PRODUCT_TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("shape, groups", [((6, 3, 5, 5), 3), ((7,), 7), ((4, 1030), 2), ((9, 2, 3), 1), ((1, 4), 1)])
-def test_set_mean_matches_reference(dtype, shape, groups):
+@pytest.mark.parametrize("shape, num_sets", [((6, 3, 5, 5), 3), ((7,), 7), ((4, 1030), 2), ((9, 2, 3), 1), ((1, 4), 1)])
+def test_set_mean_matches_reference(dtype, shape, num_sets):
     x = torch.randn(shape, dtype=torch.float64).to(dtype)
-    out = bg.set_mean(x, groups)
-    expected = set_mean_reference(x.double(), groups)
+    out = bg.set_mean(x, num_sets)
+    expected = set_mean_reference(x.double(), num_sets)
     assert out.dtype == dtype and out.shape == expected.shape
     # float32+ accumulation, one rounding to the output dtype.
     torch.testing.assert_close(out.double(), expected, **TOLERANCES[dtype])
@@ -135,7 +135,7 @@ def test_linear_gradients_match_reference(dtype, activation, slope):
     out = bg.equivariant_linear(x, *params, b, 3, activation, slope)
     grad = torch.randn_like(out)
     got = torch.autograd.grad(out, (x, *params, b), grad)
-    ref = equivariant_linear_reference(x, *params, b, groups=3, activation=activation, negative_slope=slope)
+    ref = equivariant_linear_reference(x, *params, b, num_sets=3, activation=activation, negative_slope=slope)
     expected = torch.autograd.grad(ref, (x, *params, b), grad)
     for a, e in zip(got, expected):
         torch.testing.assert_close(a, e, **PRODUCT_TOL[dtype])
@@ -156,7 +156,7 @@ def test_linear_few_input_features_match_reference(dtype, fin, n, g, fout, activ
     grad = torch.randn(out.shape, dtype=torch.float64)
     got = torch.autograd.grad(out, tensors, grad.to(dtype))
     ref_in = [_act64(t) for t in tensors]
-    ref = equivariant_linear_reference(*ref_in, groups=g, activation="identity")
+    ref = equivariant_linear_reference(*ref_in, num_sets=g, activation="identity")
     tol = PRODUCT_TOL[dtype] if dtype not in (torch.float16, torch.bfloat16) else dict(rtol=0.05, atol=0.1)
     torch.testing.assert_close(out.double(), activation_reference(ref.detach(), activation, slope), **tol)
     if activation != "identity":  # act' at the op's own output sign (see the conv test above)
@@ -228,7 +228,7 @@ def test_first_order_backward_uses_the_fused_op():
         out = bg.equivariant_linear(x, wl, wg, None, 2, "relu")
         with Recorder() as rec:
             torch.autograd.grad(out.pow(2).sum(), (x, wl, wg), create_graph=create_graph)
-        assert ("batchgan.equivariant_linear_backward" in rec.ops) == (not create_graph), rec.ops
+        assert ("batchgan._equivariant_linear_backward" in rec.ops) == (not create_graph), rec.ops
 
 
 @pytest.mark.parametrize("layer", ["linear", "conv2d"])
@@ -240,7 +240,7 @@ def test_gradient_penalty_matches_reference(layer):
         wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
         b = torch.randn(3, dtype=torch.float64, requires_grad=True)
         fused = lambda *a: bg.equivariant_linear(*a, 2, "leaky_relu", 0.2)  # noqa: E731
-        ref = lambda *a: equivariant_linear_reference(*a, groups=2, activation="leaky_relu", negative_slope=0.2)  # noqa: E731
+        ref = lambda *a: equivariant_linear_reference(*a, num_sets=2, activation="leaky_relu", negative_slope=0.2)  # noqa: E731
     else:
         (x, wl, wg, b), kw = _conv_inputs(CONV_CASES[1], torch.float64, True, requires_grad=True)
         fused = lambda *a: bg.equivariant_conv2d(*a, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
@@ -262,7 +262,7 @@ def test_gradients_without_bias_and_partial_requires_grad():
     wg = torch.randn(3, 4, dtype=torch.float64)
     out = bg.equivariant_linear(x, wl, wg, None, 3, "relu", 0.0)
     (gw,) = torch.autograd.grad(out.sum(), (wl,))
-    ref = torch.autograd.grad(equivariant_linear_reference(x, wl, wg, None, groups=3, activation="relu").sum(), (wl,))
+    ref = torch.autograd.grad(equivariant_linear_reference(x, wl, wg, None, num_sets=3, activation="relu").sum(), (wl,))
     torch.testing.assert_close(gw, ref[0], **PRODUCT_TOL[torch.float64])
     # No input requires grad: no graph is recorded.
     assert not bg.equivariant_linear(x, wl.detach(), wg, None, 3).requires_grad
@@ -276,8 +276,8 @@ def test_only_requested_gradients_are_computed():
     ref = torch.autograd.grad(equivariant_conv2d_reference(x, wl, wg, b, **kw).sum(), (wl,))[0]
     torch.testing.assert_close(gw, ref, **PRODUCT_TOL[torch.float32])
     p = _pairs(**kw)
-    grads = torch.ops.batchgan.equivariant_conv2d_backward(
-        torch.ones_like(out), out.detach(), x, bg.set_mean(x, p["groups"]), wl.detach(), wg, True, *p.values(),
+    grads = torch.ops.batchgan._equivariant_conv2d_backward(
+        torch.ones_like(out), out.detach(), x, bg.set_mean(x, p["num_sets"]), wl.detach(), wg, True, *p.values(),
         "identity", 0.0, [False, True, False, False])
     assert grads[0].shape == (0,) and grads[2].shape == (0,) and grads[3].shape == (0,)
 
@@ -289,33 +289,33 @@ def test_only_requested_gradients_are_computed():
 def _opcheck_cases():
     (x, wl, wg, b), kw = _conv_inputs(CONV_CASES[1], torch.float32, True)
     p = _pairs(**kw)
-    conv_args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], p["groups"], "leaky_relu", 0.2)
+    conv_args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], p["num_sets"], "leaky_relu", 0.2)
     out = torch.ops.batchgan.equivariant_conv2d(*conv_args)
     xl = torch.randn(6, 5)
     wll, wlg = torch.randn(4, 5), torch.randn(4, 5)
     bl = torch.randn(4)
     lin_args = (xl, wll, wlg, bl, 2, "relu", 0.0)
     lout = torch.ops.batchgan.equivariant_linear(*lin_args)
-    xm = torch.ops.batchgan.set_mean(x, p["groups"])
+    xm = torch.ops.batchgan.set_mean(x, p["num_sets"])
     xlm = torch.ops.batchgan.set_mean(xl, 2)
     return [
         ("equivariant_conv2d", conv_args),
         ("equivariant_conv2d", (x, wl, wg, None, p["stride"], p["padding"], p["dilation"], 1, "identity", 0.0)),
         ("equivariant_conv2d", (x.to(memory_format=torch.channels_last), wl, wg, b, p["stride"], p["padding"],
                                 p["dilation"], 3, "relu", 0.0)),
-        ("equivariant_conv2d_forward", conv_args),
-        ("equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, True, p["stride"], p["padding"],
-                                         p["dilation"], p["groups"], "leaky_relu", 0.2, [True, True, True, True])),
-        ("equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, False, p["stride"], p["padding"],
-                                         p["dilation"], p["groups"], "leaky_relu", 0.2, [True, False, True, False])),
+        ("_equivariant_conv2d_forward", conv_args),
+        ("_equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, True, p["stride"], p["padding"],
+                                         p["dilation"], p["num_sets"], "leaky_relu", 0.2, [True, True, True, True])),
+        ("_equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, False, p["stride"], p["padding"],
+                                         p["dilation"], p["num_sets"], "leaky_relu", 0.2, [True, False, True, False])),
         ("equivariant_linear", lin_args),
         ("equivariant_linear", (xl, wll, wlg, None, 6, "identity", 0.0)),
-        ("equivariant_linear_forward", lin_args),
-        ("equivariant_linear_backward", (torch.randn(lout.shape), lout, xl, xlm, wll, wlg, True, 2, "relu", 0.0,
+        ("_equivariant_linear_forward", lin_args),
+        ("_equivariant_linear_backward", (torch.randn(lout.shape), lout, xl, xlm, wll, wlg, True, 2, "relu", 0.0,
                                          [True, True, True, True])),
         ("set_mean", (torch.randn(6, 3, 4), 2)),
         ("set_mean", (torch.randn(4, 3, 2, 2).to(memory_format=torch.channels_last), 4)),
-        ("set_mean_backward", (torch.randn(2, 3, 4), 6)),
+        ("_set_mean_backward", (torch.randn(2, 3, 4), 6)),
     ]
 
 
@@ -360,19 +360,19 @@ def test_torch_compile_fullgraph():
 # permutation properties
 
 
-def _permute_within_sets(n, groups, generator):
-    s = n // groups
-    return torch.cat([g * s + torch.randperm(s, generator=generator) for g in range(groups)])
+def _permute_within_sets(n, num_sets, generator):
+    s = n // num_sets
+    return torch.cat([g * s + torch.randperm(s, generator=generator) for g in range(num_sets)])
 
 
-@pytest.mark.parametrize("groups", [1, 2, 4])
-def test_layers_are_permutation_equivariant(groups):
+@pytest.mark.parametrize("num_sets", [1, 2, 4])
+def test_layers_are_permutation_equivariant(num_sets):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(8, 3, 6, 6, dtype=torch.float64)
-    perm = _permute_within_sets(8, groups, gen)
-    conv = bg.EquivariantConv2d(3, 4, 3, padding=1, groups=groups, activation="leaky_relu", dtype=torch.float64)
+    perm = _permute_within_sets(8, num_sets, gen)
+    conv = bg.EquivariantConv2d(3, 4, 3, padding=1, num_sets=num_sets, activation="leaky_relu", dtype=torch.float64)
     torch.testing.assert_close(conv(x[perm]), conv(x)[perm])
-    lin = bg.EquivariantLinear(5, 3, groups=groups, activation="relu", dtype=torch.float64)
+    lin = bg.EquivariantLinear(5, 3, num_sets=num_sets, activation="relu", dtype=torch.float64)
     xl = torch.randn(8, 5, dtype=torch.float64)
     torch.testing.assert_close(lin(xl[perm]), lin(xl)[perm])
     # ... and the gradients permute with the inputs.
@@ -382,14 +382,14 @@ def test_layers_are_permutation_equivariant(groups):
     (conv(xp) * w[perm]).sum().backward()
     (conv(x0) * w).sum().backward()
     torch.testing.assert_close(xp.grad, x0.grad[perm])
-    pool = bg.SetMean(groups=groups)
+    pool = bg.SetMean(num_sets=num_sets)
     torch.testing.assert_close(pool(x[perm]), pool(x))
 
 
 def test_a_permutation_across_sets_changes_the_output():
     # The property tests above must be able to fail: moving a sample to another set changes
     # both sets' means, hence every output of those sets.
-    conv = bg.EquivariantConv2d(2, 3, 3, padding=1, groups=2, dtype=torch.float64)
+    conv = bg.EquivariantConv2d(2, 3, 3, padding=1, num_sets=2, dtype=torch.float64)
     x = torch.randn(4, 2, 5, 5, dtype=torch.float64)
     perm = torch.tensor([2, 1, 0, 3])
     assert not torch.allclose(conv(x[perm]), conv(x)[perm])
@@ -437,15 +437,15 @@ def test_init_reweights_like_the_paper():
 def test_module_sets_from_set_size_and_groups():
     x = torch.randn(12, 4, dtype=torch.float64)
     a = bg.EquivariantLinear(4, 3, set_size=3, dtype=torch.float64)
-    b = bg.EquivariantLinear(4, 3, groups=4, dtype=torch.float64)
+    b = bg.EquivariantLinear(4, 3, num_sets=4, dtype=torch.float64)
     whole = bg.EquivariantLinear(4, 3, dtype=torch.float64)
     b.load_state_dict(a.state_dict())
     whole.load_state_dict(a.state_dict())
     torch.testing.assert_close(a(x), b(x))
-    expected = equivariant_linear_reference(x, a.weight, a.weight_gamma, a.bias, groups=1)
+    expected = equivariant_linear_reference(x, a.weight, a.weight_gamma, a.bias, num_sets=1)
     torch.testing.assert_close(whole(x), expected)
     assert bg.SetMean(set_size=3)(x).shape == (4, 4) and bg.SetMean()(x).shape == (1, 4)
-    assert "set_size=3" in repr(a) and "groups=4" in repr(b)
+    assert "set_size=3" in repr(a) and "num_sets=4" in repr(b)
 
 
 def test_spectral_norm_on_both_weights():
@@ -464,7 +464,7 @@ def test_spectral_norm_on_both_weights():
             assert abs(torch.linalg.matrix_norm(w, 2).item() - 1) < 0.1
             assert getattr(m.parametrizations, name).original.grad is not None
     conv.eval()
-    expected = equivariant_conv2d_reference(x, conv.weight, conv.weight_gamma, conv.bias, padding=(1, 1), groups=2,
+    expected = equivariant_conv2d_reference(x, conv.weight, conv.weight_gamma, conv.bias, padding=(1, 1), num_sets=2,
                                             activation="leaky_relu", negative_slope=0.1)
     torch.testing.assert_close(conv(x), expected, **PRODUCT_TOL[torch.float32])
 
@@ -490,7 +490,7 @@ def test_channels_last_and_non_contiguous_input(dtype):
     xl = torch.randn(5, 6, dtype=dtype).t()  # (6, 5), transposed
     wll, wlg = torch.randn(3, 5, dtype=dtype), torch.randn(3, 5, dtype=dtype)
     torch.testing.assert_close(bg.equivariant_linear(xl, wll, wlg, None, 2),
-                               equivariant_linear_reference(xl, wll, wlg, None, groups=2), **PRODUCT_TOL[dtype])
+                               equivariant_linear_reference(xl, wll, wlg, None, num_sets=2), **PRODUCT_TOL[dtype])
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,10 +549,10 @@ def test_make_equivariant_sngan(spectral):
         h = x
         for c in convs:
             h = equivariant_conv2d_reference(h, c.weight, c.weight_gamma, c.bias, c.stride, c.padding, c.dilation,
-                                             groups=h.shape[0] // set_size, activation=c.activation,
+                                             num_sets=h.shape[0] // set_size, activation=c.activation,
                                              negative_slope=c.negative_slope)
         lin = [m for m in eq.modules() if isinstance(m, bg.EquivariantLinear)][0]
-        h = equivariant_linear_reference(h.flatten(1), lin.weight, lin.weight_gamma, lin.bias, groups=2)
+        h = equivariant_linear_reference(h.flatten(1), lin.weight, lin.weight_gamma, lin.bias, num_sets=2)
         expected = set_mean_reference(h, 2)
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
     # Trainable end to end.
@@ -565,7 +565,7 @@ def test_make_equivariant_bad_arguments():
     with pytest.raises(ValueError, match="set_size"):
         bg.make_equivariant(nn.Linear(2, 2), 0)
     with pytest.raises(ValueError, match="discriminator"):
-        bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), 2)
+        bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, num_sets=2)), 2)
     single = bg.make_equivariant(nn.Linear(3, 1), 2)
     assert single(torch.randn(6, 3)).shape == (3, 1)
 
@@ -574,19 +574,19 @@ def test_make_equivariant_bad_arguments():
 # bad input
 
 
-def _conv_call(x=None, w=None, wg=None, b="default", groups=1, **kw):
+def _conv_call(x=None, w=None, wg=None, b="default", num_sets=1, **kw):
     x = torch.randn(4, 3, 5, 5) if x is None else x
     w = torch.randn(2, 3, 3, 3) if w is None else w
     wg = torch.randn(2, 3, 3, 3) if wg is None else wg
     b = torch.randn(2) if isinstance(b, str) else b
-    return bg.equivariant_conv2d(x, w, wg, b, groups=groups, **kw)
+    return bg.equivariant_conv2d(x, w, wg, b, num_sets=num_sets, **kw)
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(groups=3), "groups: the batch of 4 samples does not split into 3"),
-        (dict(groups=0), "groups: expected a positive number"),
+        (dict(num_sets=3), "num_sets: the batch of 4 samples does not split into 3"),
+        (dict(num_sets=0), "num_sets: expected a positive number"),
         (dict(x=torch.randn(0, 3, 5, 5)), "x: expected a non-empty batch"),
         (dict(x=torch.randn(3, 5, 5)), r"x: expected a 4-d batch"),
         (dict(x=torch.randint(0, 2, (4, 3, 5, 5))), "x: expected a float32"),
@@ -609,18 +609,18 @@ def test_conv2d_bad_input(kwargs, message):
 
 
 @pytest.mark.parametrize(
-    "x, w, wg, groups, message",
+    "x, w, wg, num_sets, message",
     [
-        (torch.randn(6, 4), torch.randn(3, 4), torch.randn(3, 4), 4, "groups: the batch of 6 samples"),
+        (torch.randn(6, 4), torch.randn(3, 4), torch.randn(3, 4), 4, "num_sets: the batch of 6 samples"),
         (torch.randn(6, 4, 1), torch.randn(3, 4), torch.randn(3, 4), 1, "x: expected a 2-d batch"),
         (torch.randn(6, 4), torch.randn(3, 5), torch.randn(3, 5), 1, "weight: expected 4 input"),
         (torch.randn(6, 4), torch.randn(3, 4), torch.randn(2, 4), 1, "weight_gamma: expected the shape of weight"),
         (torch.randn(0, 4), torch.randn(3, 4), torch.randn(3, 4), 1, "x: expected a non-empty batch"),
     ],
 )
-def test_linear_bad_input(x, w, wg, groups, message):
+def test_linear_bad_input(x, w, wg, num_sets, message):
     with pytest.raises(RuntimeError, match=message):
-        bg.equivariant_linear(x, w, wg, None, groups)
+        bg.equivariant_linear(x, w, wg, None, num_sets)
 
 
 def test_module_and_set_mean_bad_input():
@@ -628,8 +628,8 @@ def test_module_and_set_mean_bad_input():
         bg.EquivariantLinear(3, 2, set_size=4)(torch.randn(10, 3))
     with pytest.raises(ValueError, match="set_size: the batch of 6 samples"):
         bg.SetMean(set_size=4)(torch.randn(6, 2))
-    with pytest.raises(ValueError, match="set_size, groups: give at most one"):
-        bg.EquivariantConv2d(3, 2, 3, set_size=2, groups=2)
+    with pytest.raises(ValueError, match="set_size, num_sets: give at most one"):
+        bg.EquivariantConv2d(3, 2, 3, set_size=2, num_sets=2)
     with pytest.raises(ValueError, match="activation"):
         bg.EquivariantLinear(3, 2, activation="tanh")
     with pytest.raises(ValueError, match="set_size: expected a positive integer"):
@@ -638,22 +638,22 @@ def test_module_and_set_mean_bad_input():
         bg.EquivariantConv2d(3, 2, 3, set_size=2)(torch.randn(0, 3, 5, 5))
     with pytest.raises(RuntimeError, match="x: expected a 4-d batch"):
         bg.EquivariantConv2d(3, 2, 3)(torch.randn(3, 5, 5))
-    with pytest.raises(RuntimeError, match="groups: the batch of 5 samples"):
+    with pytest.raises(RuntimeError, match="num_sets: the batch of 5 samples"):
         bg.set_mean(torch.randn(5, 2), 2)
     with pytest.raises(RuntimeError, match="x: expected a batch"):
         bg.set_mean(torch.tensor(1.0), 1)
     with pytest.raises(RuntimeError, match="batch: expected a positive batch size"):
-        torch.ops.batchgan.set_mean_backward(torch.randn(2, 3), 0)
+        torch.ops.batchgan._set_mean_backward(torch.randn(2, 3), 0)
 
 
 def test_backward_op_bad_input():
     x, w = torch.randn(4, 3), torch.randn(2, 3)
     out = bg.equivariant_linear(x, w, w, None, 2)
     with pytest.raises(RuntimeError, match="grad: expected the shape of out"):
-        torch.ops.batchgan.equivariant_linear_backward(torch.randn(4, 3), out, x, bg.set_mean(x, 2), w, w, False, 2,
+        torch.ops.batchgan._equivariant_linear_backward(torch.randn(4, 3), out, x, bg.set_mean(x, 2), w, w, False, 2,
                                                        "identity", 0.0, [True] * 4)
     with pytest.raises(RuntimeError, match=r"x_mean: expected the set means of x, shape \[2, 3\]"):
-        torch.ops.batchgan.equivariant_linear_backward(torch.randn_like(out), out, x, bg.set_mean(x, 1), w, w, False,
+        torch.ops.batchgan._equivariant_linear_backward(torch.randn_like(out), out, x, bg.set_mean(x, 1), w, w, False,
                                                        2, "identity", 0.0, [True] * 4)
 
 
@@ -677,18 +677,18 @@ def test_emulated_conv2d_matches_cpu(emulated, dtype, case, activation, slope, c
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     p = _pairs(**kw)
-    args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], p["groups"], activation, slope)
+    args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], p["num_sets"], activation, slope)
     out = emulated.equivariant_conv2d(*args)
     expected = torch.ops.batchgan.equivariant_conv2d(*args)
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
     # The forward autograd runs also returns the set means it saves for the backward.
-    out_f, mean_f = emulated.equivariant_conv2d_forward(*args)
+    out_f, mean_f = emulated._equivariant_conv2d_forward(*args)
     torch.testing.assert_close(out_f, expected, **TOLERANCES[dtype])
-    torch.testing.assert_close(mean_f, torch.ops.batchgan.set_mean(x, p["groups"]), **TOLERANCES[dtype])
+    torch.testing.assert_close(mean_f, torch.ops.batchgan.set_mean(x, p["num_sets"]), **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    bargs = (grad, expected, x, torch.ops.batchgan.set_mean(x, p["groups"]), wl, wg, True, p["stride"], p["padding"],
-             p["dilation"], p["groups"], activation, slope, [True] * 4)
-    for a, e in zip(emulated.equivariant_conv2d_backward(*bargs), torch.ops.batchgan.equivariant_conv2d_backward(*bargs)):
+    bargs = (grad, expected, x, torch.ops.batchgan.set_mean(x, p["num_sets"]), wl, wg, True, p["stride"], p["padding"],
+             p["dilation"], p["num_sets"], activation, slope, [True] * 4)
+    for a, e in zip(emulated._equivariant_conv2d_backward(*bargs), torch.ops.batchgan._equivariant_conv2d_backward(*bargs)):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 
 
@@ -704,26 +704,26 @@ def test_emulated_linear_matches_cpu(emulated, dtype, n, g, fin, fout, activatio
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
     expected_mean = torch.ops.batchgan.set_mean(x, g)
-    for a, e in zip(emulated.equivariant_linear_forward(x, wl, wg, b, g, activation, slope), (expected, expected_mean)):
+    for a, e in zip(emulated._equivariant_linear_forward(x, wl, wg, b, g, activation, slope), (expected, expected_mean)):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
     bargs = (grad, expected, x, expected_mean, wl, wg, True, g, activation, slope, [True] * 4)
-    for a, e in zip(emulated.equivariant_linear_backward(*bargs), torch.ops.batchgan.equivariant_linear_backward(*bargs)):
+    for a, e in zip(emulated._equivariant_linear_backward(*bargs), torch.ops.batchgan._equivariant_linear_backward(*bargs)):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("shape, groups", [((6, 3, 5, 5), 3), ((7,), 7), ((4, 257), 2), ((1, 1), 1)])
-def test_emulated_set_mean_matches_cpu(emulated, dtype, shape, groups):
+@pytest.mark.parametrize("shape, num_sets", [((6, 3, 5, 5), 3), ((7,), 7), ((4, 257), 2), ((1, 1), 1)])
+def test_emulated_set_mean_matches_cpu(emulated, dtype, shape, num_sets):
     x = torch.randn(shape).to(dtype)
-    out = emulated.set_mean(x, groups)
-    torch.testing.assert_close(out, torch.ops.batchgan.set_mean(x, groups), **TOLERANCES[dtype])
+    out = emulated.set_mean(x, num_sets)
+    torch.testing.assert_close(out, torch.ops.batchgan.set_mean(x, num_sets), **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    torch.testing.assert_close(emulated.set_mean_backward(grad, shape[0]),
-                               torch.ops.batchgan.set_mean_backward(grad, shape[0]), **TOLERANCES[dtype])
+    torch.testing.assert_close(emulated._set_mean_backward(grad, shape[0]),
+                               torch.ops.batchgan._set_mean_backward(grad, shape[0]), **TOLERANCES[dtype])
 
 
 def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
-    with pytest.raises(RuntimeError, match="groups: the batch of 4 samples does not split into 3"):
+    with pytest.raises(RuntimeError, match="num_sets: the batch of 4 samples does not split into 3"):
         emulated.equivariant_conv2d(torch.randn(4, 3, 5, 5), torch.randn(2, 3, 3, 3), torch.randn(2, 3, 3, 3), None,
                                     [1, 1], [0, 0], [1, 1], 3, "identity", 0.0)
     with pytest.raises(RuntimeError, match="weight_gamma: expected the shape of weight"):

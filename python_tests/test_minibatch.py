@@ -29,7 +29,7 @@ def _m(n, b, c, dtype=torch.float64, scale=0.3):
 # pairwise_l1_features: values
 
 SHAPES = [
-    # (N, B, C, groups): N = 1, odd sizes, sets of 1, sizes around the CPU/CUDA tiles (32, 128).
+    # (N, B, C, num_sets): N = 1, odd sizes, sets of 1, sizes around the CPU/CUDA tiles (32, 128).
     (1, 1, 1, 1),
     (1, 3, 5, 1),
     (2, 1, 1, 1),
@@ -43,23 +43,23 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("n, b, c, groups", SHAPES)
+@pytest.mark.parametrize("n, b, c, num_sets", SHAPES)
 @pytest.mark.parametrize("exclude_self, mean", list(itertools.product([True, False], [False, True])))
-def test_pairwise_matches_reference_float64(n, b, c, groups, exclude_self, mean):
+def test_pairwise_matches_reference_float64(n, b, c, num_sets, exclude_self, mean):
     M = _m(n, b, c)
-    out = bg.pairwise_l1_features(M, groups, exclude_self, mean)
-    expected = pairwise_l1_features_reference(M, groups, exclude_self, mean)
+    out = bg.pairwise_l1_features(M, num_sets, exclude_self, mean)
+    expected = pairwise_l1_features_reference(M, num_sets, exclude_self, mean)
     assert out.shape == (n, b) and out.dtype == torch.float64
     torch.testing.assert_close(out, expected, **PAIR_TOLERANCES[torch.float64])
 
 
-@pytest.mark.parametrize("n, groups, num_populations", [(8, 1, 2), (12, 2, 2), (9, 3, 3), (5, 1, 2), (1, 1, 2)])
+@pytest.mark.parametrize("n, num_sets, num_populations", [(8, 1, 2), (12, 2, 2), (9, 3, 3), (5, 1, 2), (1, 1, 2)])
 @pytest.mark.parametrize("exclude_self, mean", list(itertools.product([True, False], [False, True])))
-def test_pairwise_split_matches_reference(n, groups, num_populations, exclude_self, mean):
+def test_pairwise_split_matches_reference(n, num_sets, num_populations, exclude_self, mean):
     M = _m(n, 3, 4)
     split = torch.randint(0, num_populations, (n,))
-    out = bg.pairwise_l1_features(M, groups, exclude_self, mean, split, num_populations)
-    expected = pairwise_l1_features_reference(M, groups, exclude_self, mean, split, num_populations)
+    out = bg.pairwise_l1_features(M, num_sets, exclude_self, mean, split, num_populations)
+    expected = pairwise_l1_features_reference(M, num_sets, exclude_self, mean, split, num_populations)
     assert out.shape == (n, num_populations, 3)
     torch.testing.assert_close(out, expected, **PAIR_TOLERANCES[torch.float64])
 
@@ -79,19 +79,19 @@ def test_pairwise_split_populations_sum_to_unsplit():
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("n, b, c, groups", [(1, 2, 3, 1), (17, 3, 5, 1), (40, 4, 7, 2)])
-def test_pairwise_dtypes(dtype, n, b, c, groups):
+@pytest.mark.parametrize("n, b, c, num_sets", [(1, 2, 3, 1), (17, 3, 5, 1), (40, 4, 7, 2)])
+def test_pairwise_dtypes(dtype, n, b, c, num_sets):
     M = _m(n, b, c, dtype)
-    out = bg.pairwise_l1_features(M, groups, mean=True)
+    out = bg.pairwise_l1_features(M, num_sets, mean=True)
     assert out.dtype == dtype
-    expected = pairwise_l1_features_reference(M.double(), groups, mean=True)
+    expected = pairwise_l1_features_reference(M.double(), num_sets, mean=True)
     torch.testing.assert_close(out.double(), expected, **PAIR_TOLERANCES[dtype])
     # Backward in every dtype against the float64 reference on the same rounded inputs.
     Mg = M.detach().requires_grad_()
     w = torch.randn(out.shape, dtype=torch.float64)
-    (bg.pairwise_l1_features(Mg, groups, mean=True).double() * w).sum().backward()
+    (bg.pairwise_l1_features(Mg, num_sets, mean=True).double() * w).sum().backward()
     Mr = M.detach().double().requires_grad_()
-    (pairwise_l1_features_reference(Mr, groups, mean=True) * w).sum().backward()
+    (pairwise_l1_features_reference(Mr, num_sets, mean=True) * w).sum().backward()
     grad_tol = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-4),
                 torch.float16: dict(rtol=5e-3, atol=5e-3), torch.bfloat16: dict(rtol=3e-2, atol=3e-2)}[dtype]
     torch.testing.assert_close(Mg.grad.double(), Mr.grad, **grad_tol)
@@ -126,11 +126,11 @@ def test_pairwise_permutation_equivariance():
     perm = torch.randperm(23)
     out = bg.pairwise_l1_features(M, mean=True)
     torch.testing.assert_close(bg.pairwise_l1_features(M[perm], mean=True), out[perm], rtol=1e-5, atol=1e-6)
-    # With groups, a permutation within each set is also an equivariance.
+    # With num_sets, a permutation within each set is also an equivariance.
     perm_g = torch.cat([torch.randperm(8) + 8 * g for g in range(3)])
     Mg = _m(24, 3, 5)
-    og = bg.pairwise_l1_features(Mg, groups=3)
-    torch.testing.assert_close(bg.pairwise_l1_features(Mg[perm_g], groups=3), og[perm_g])
+    og = bg.pairwise_l1_features(Mg, num_sets=3)
+    torch.testing.assert_close(bg.pairwise_l1_features(Mg[perm_g], num_sets=3), og[perm_g])
     # Gradients are equivariant too.
     Ma = M.detach().requires_grad_()
     Mb = M[perm].detach().requires_grad_()
@@ -142,7 +142,7 @@ def test_pairwise_permutation_equivariance():
 
 def test_pairwise_groups_are_independent():
     M = _m(12, 3, 2)
-    out = bg.pairwise_l1_features(M, groups=3)
+    out = bg.pairwise_l1_features(M, num_sets=3)
     for g in range(3):
         torch.testing.assert_close(out[4 * g : 4 * g + 4], bg.pairwise_l1_features(M[4 * g : 4 * g + 4]))
 
@@ -158,16 +158,16 @@ def test_pairwise_non_contiguous_input():
 # pairwise_l1_features: gradients and registration
 
 
-# groups * B >= 8 takes the CPU kernel's symmetric path (each pair computed once), below it the
+# num_sets * B >= 8 takes the CPU kernel's symmetric path (each pair computed once), below it the
 # row path: both are covered here and in SHAPES.
 @pytest.mark.parametrize(
-    "n, b, c, groups",
+    "n, b, c, num_sets",
     [(1, 2, 2, 1), (2, 1, 3, 1), (5, 2, 3, 1), (6, 2, 2, 3), (7, 3, 1, 1), (5, 8, 2, 1), (6, 4, 2, 2), (18, 8, 2, 1)],
 )
 @pytest.mark.parametrize("exclude_self, mean", [(True, False), (True, True), (False, True)])
-def test_pairwise_gradcheck(n, b, c, groups, exclude_self, mean):
+def test_pairwise_gradcheck(n, b, c, num_sets, exclude_self, mean):
     M = _m(n, b, c).requires_grad_()
-    fn = lambda m: bg.pairwise_l1_features(m, groups, exclude_self, mean)  # noqa: E731
+    fn = lambda m: bg.pairwise_l1_features(m, num_sets, exclude_self, mean)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (M,))
 
 
@@ -179,18 +179,18 @@ def test_pairwise_gradcheck_split():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n, groups", [(1, 1), (17, 1), (40, 2), (33, 3)])
+@pytest.mark.parametrize("n, num_sets", [(1, 1), (17, 1), (40, 2), (33, 3)])
 @pytest.mark.parametrize("exclude_self", [True, False])
-def test_pairwise_symmetric_and_row_paths_agree(dtype, n, groups, exclude_self):
-    # B = 8 kernels at once (symmetric path) vs one kernel at a time (row path, groups * 1 < 8).
+def test_pairwise_symmetric_and_row_paths_agree(dtype, n, num_sets, exclude_self):
+    # B = 8 kernels at once (symmetric path) vs one kernel at a time (row path, num_sets * 1 < 8).
     M = _m(n, 8, 3, dtype).requires_grad_()
     w = torch.randn(n, 8, dtype=dtype)
-    out = bg.pairwise_l1_features(M, groups, exclude_self, True)
+    out = bg.pairwise_l1_features(M, num_sets, exclude_self, True)
     (grad,) = torch.autograd.grad((out * w).sum(), M)
     tol = PAIR_TOLERANCES[dtype] if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
-    for b in range(8) if groups < 8 else []:
+    for b in range(8) if num_sets < 8 else []:
         Mb = M[:, b : b + 1].detach().requires_grad_()
-        ob = bg.pairwise_l1_features(Mb, groups, exclude_self, True)
+        ob = bg.pairwise_l1_features(Mb, num_sets, exclude_self, True)
         (gb,) = torch.autograd.grad((ob * w[:, b : b + 1]).sum(), Mb)
         torch.testing.assert_close(ob, out[:, b : b + 1], **tol)
         torch.testing.assert_close(gb, grad[:, b : b + 1], **tol)
@@ -245,7 +245,7 @@ def test_pairwise_opcheck(with_split):
     torch.library.opcheck(torch.ops.batchgan.pairwise_l1_features.default, (M, 2, True, True, split, P))
     grad = torch.randn((10, P, 3) if with_split else (10, 3))
     torch.library.opcheck(
-        torch.ops.batchgan.pairwise_l1_features_backward.default, (grad, M.detach(), 2, True, True, split, P)
+        torch.ops.batchgan._pairwise_l1_features_backward.default, (grad, M.detach(), 2, True, True, split, P)
     )
 
 
@@ -348,8 +348,8 @@ def test_module_split_populations():
         (torch.randn(4, 3), dict(), r"M: expected a 3-d tensor \(N, B, C\)"),
         (torch.randn(2, 4, 3, 1), dict(), r"M: expected a 3-d tensor"),
         (torch.randn(0, 3, 2), dict(), "M: expected a non-empty batch"),
-        (torch.randn(6, 3, 2), dict(groups=4), "groups: the batch of 6 samples does not split into 4"),
-        (torch.randn(6, 3, 2), dict(groups=0), "groups: expected a positive number"),
+        (torch.randn(6, 3, 2), dict(num_sets=4), "num_sets: the batch of 6 samples does not split into 4"),
+        (torch.randn(6, 3, 2), dict(num_sets=0), "num_sets: expected a positive number"),
         (torch.randint(0, 3, (6, 3, 2)), dict(), "M: expected a float32"),
         (torch.randn(6, 3, 2), dict(split=torch.zeros(5, dtype=torch.long)), r"split: expected a 1-d tensor of 6 labels"),
         (torch.randn(6, 3, 2), dict(split=torch.tensor([0, 1, 2, 0, 1, 0])), r"split: expected labels in \[0, 2\)"),
@@ -367,7 +367,7 @@ def test_pairwise_bad_input(M, kwargs, message):
 def test_pairwise_bad_backward_grad_and_module_input():
     M = torch.randn(4, 3, 2)
     with pytest.raises(RuntimeError, match=r"grad: expected the shape of the features \[4, 3\]"):
-        torch.ops.batchgan.pairwise_l1_features_backward(torch.randn(4, 2), M, 1, True, False, None, 1)
+        torch.ops.batchgan._pairwise_l1_features_backward(torch.randn(4, 2), M, 1, True, False, None, 1)
     with pytest.raises(RuntimeError, match="num_populations: expected 1 when split is None"):
         torch.ops.batchgan.pairwise_l1_features(M, 1, True, False, None, 2)
     m = bg.MinibatchDiscrimination(5, 3, 2)
@@ -461,7 +461,7 @@ def test_stddev_groups_are_strided():
 def test_stddev_opcheck_and_compile():
     x = torch.randn(8, 4, 3, 3, requires_grad=True)
     torch.library.opcheck(torch.ops.batchgan.minibatch_stddev.default, (x, 4, 2))
-    torch.library.opcheck(torch.ops.batchgan.minibatch_stddev_backward.default, (torch.randn(8, 6, 3, 3), x.detach(), 4, 2))
+    torch.library.opcheck(torch.ops.batchgan._minibatch_stddev_backward.default, (torch.randn(8, 6, 3, 3), x.detach(), 4, 2))
     layer = bg.MinibatchStdDev(group_size=4)
     conv = torch.nn.Conv2d(5, 1, 3)
     fn = lambda t: conv(layer(t)).square().mean()  # noqa: E731
@@ -505,7 +505,7 @@ def test_stddev_module_and_non_contiguous():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize(
-    "n, b, c, groups, with_split",
+    "n, b, c, num_sets, with_split",
     [
         (1, 2, 3, 1, False),  # N = 1
         (3, 2, 2, 3, False),  # sets of one sample
@@ -514,18 +514,18 @@ def test_stddev_module_and_non_contiguous():
         (20, 3, 35, 2, True),  # C larger than the 32-dim chunk
     ],
 )
-def test_emulated_pairwise_matches_cpu(emulated, dtype, n, b, c, groups, with_split):
+def test_emulated_pairwise_matches_cpu(emulated, dtype, n, b, c, num_sets, with_split):
     M = _m(n, b, c, dtype)
     split = torch.randint(0, 3, (n,)) if with_split else None
     P = 3 if with_split else 1
     for exclude_self, mean in [(True, True), (False, False)]:
-        args = (groups, exclude_self, mean, split, P)
+        args = (num_sets, exclude_self, mean, split, P)
         out = emulated.pairwise_l1_features(M, *args)
         expected = torch.ops.batchgan.pairwise_l1_features(M, *args)
         torch.testing.assert_close(out, expected, **PAIR_TOLERANCES[dtype])
         grad = torch.randn(expected.shape).to(dtype)
-        got = emulated.pairwise_l1_features_backward(grad, M, *args)
-        ref = torch.ops.batchgan.pairwise_l1_features_backward(grad, M, *args)
+        got = emulated._pairwise_l1_features_backward(grad, M, *args)
+        ref = torch.ops.batchgan._pairwise_l1_features_backward(grad, M, *args)
         tol = PAIR_TOLERANCES[dtype] if dtype != torch.float32 else dict(rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(got, ref, **tol)
 
@@ -539,13 +539,13 @@ def test_emulated_stddev_matches_cpu(emulated, dtype, shape, group_size, num_cha
     expected = torch.ops.batchgan.minibatch_stddev(x, group_size, num_channels)
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
     grad = torch.randn(expected.shape).to(dtype)
-    got = emulated.minibatch_stddev_backward(grad, x, group_size, num_channels)
-    ref = torch.ops.batchgan.minibatch_stddev_backward(grad, x, group_size, num_channels)
+    got = emulated._minibatch_stddev_backward(grad, x, group_size, num_channels)
+    ref = torch.ops.batchgan._minibatch_stddev_backward(grad, x, group_size, num_channels)
     torch.testing.assert_close(got, ref, **TOLERANCES[dtype])
 
 
 def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
-    with pytest.raises(RuntimeError, match="groups: the batch of 6 samples"):
+    with pytest.raises(RuntimeError, match="num_sets: the batch of 6 samples"):
         emulated.pairwise_l1_features(torch.randn(6, 2, 2), 4, True, False, None, 1)
     with pytest.raises(RuntimeError, match="group_size: the batch of 6 samples"):
         emulated.minibatch_stddev(torch.randn(6, 2, 2, 2), 4, 1)

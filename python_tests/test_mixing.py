@@ -28,7 +28,7 @@ def test_sample_mixing_ratio_support_and_mean(gamma):
     # [0, gamma] U [1 - gamma, 1] of p.
     g = torch.Generator().manual_seed(1)
     draws = 400
-    beta, target = bg.sample_mixing(draws * 4000, groups=draws, gamma=gamma, generator=g)
+    beta, target = bg.sample_mixing(draws * 4000, num_sets=draws, gamma=gamma, generator=g)
     assert beta.dtype == torch.bool and beta.shape == (draws * 4000,)
     assert target.shape == (draws,) and target.dtype == torch.float32
     torch.testing.assert_close(target, beta.view(draws, 4000).float().mean(1))
@@ -48,12 +48,12 @@ def test_sample_mixing_ratio_support_and_mean(gamma):
 
 def test_sample_mixing_groups_are_independent():
     g = torch.Generator().manual_seed(2)
-    _, target = bg.sample_mixing(2 * 500 * 64, groups=2 * 500, gamma=0.5, generator=g)
+    _, target = bg.sample_mixing(2 * 500 * 64, num_sets=2 * 500, gamma=0.5, generator=g)
     pairs = target.view(500, 2)
     corr = torch.corrcoef(pairs.T)[0, 1].item()
     assert abs(corr) < 0.15
     # Each group's ratio comes from its own beta slice.
-    beta, target = bg.sample_mixing(12, groups=3, gamma=0.5, generator=torch.Generator().manual_seed(3))
+    beta, target = bg.sample_mixing(12, num_sets=3, gamma=0.5, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(target, beta.view(3, 4).float().mean(1))
 
 
@@ -69,8 +69,8 @@ def test_sample_mixing_is_deterministic_under_a_generator():
     "kwargs, message",
     [
         (dict(batch_size=0), "batch_size"),
-        (dict(batch_size=10, groups=3), "groups"),
-        (dict(batch_size=10, groups=0), "groups"),
+        (dict(batch_size=10, num_sets=3), "num_sets"),
+        (dict(batch_size=10, num_sets=0), "num_sets"),
         (dict(batch_size=10, gamma=0.7), "gamma"),
         (dict(batch_size=10, gamma=-0.1), "gamma"),
     ],
@@ -191,7 +191,7 @@ def test_mix_opcheck(complement, layout):
     beta = torch.tensor([True, False, True, True])
     torch.library.opcheck(torch.ops.batchgan.mix.default, (real, fake, beta, complement))
     grad = torch.randn(4 * (2 if complement else 1), 3, 5, 5, requires_grad=True)
-    torch.library.opcheck(torch.ops.batchgan.mix_backward.default, (grad, beta, complement))
+    torch.library.opcheck(torch.ops.batchgan._mix_backward.default, (grad, beta, complement))
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,16 +200,16 @@ def test_mix_opcheck(complement, layout):
 
 @pytest.mark.parametrize("mode", ["bgan", "mbgan"])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("batch, groups", [(1, 1), (7, 1), (12, 3), (64, 4), (300, 2)])
+@pytest.mark.parametrize("batch, num_sets", [(1, 1), (7, 1), (12, 3), (64, 4), (300, 2)])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_bernoulli_kl_matches_reference(mode, reduction, batch, groups, dtype):
+def test_bernoulli_kl_matches_reference(mode, reduction, batch, num_sets, dtype):
     logits = (3 * torch.randn(batch)).to(dtype)
-    target = torch.rand(groups)
+    target = torch.rand(num_sets)
     target[0] = 0.0
-    if groups > 1:
+    if num_sets > 1:
         target[1] = 1.0
-    out = bg.bernoulli_kl_loss(logits, target, mode, groups, reduction)
-    expected = bernoulli_kl_loss_reference(logits.double(), target.double(), mode, groups, reduction)
+    out = bg.bernoulli_kl_loss(logits, target, mode, num_sets, reduction)
+    expected = bernoulli_kl_loss_reference(logits.double(), target.double(), mode, num_sets, reduction)
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), expected, **TOLERANCES[dtype])
 
@@ -220,7 +220,7 @@ def test_bernoulli_kl_is_kl_of_bernoullis():
     u = torch.tensor([0.2, 0.6, 0.9], dtype=torch.float64)
     v = torch.sigmoid(logits)
     expected = u * torch.log(u / v) + (1 - u) * torch.log((1 - u) / (1 - v))
-    out = bg.bernoulli_kl_loss(logits, u, "mbgan", groups=3, reduction="none")
+    out = bg.bernoulli_kl_loss(logits, u, "mbgan", num_sets=3, reduction="none")
     torch.testing.assert_close(out, expected)
 
 
@@ -245,7 +245,7 @@ def test_bernoulli_kl_exact_at_pure_targets_and_finite_at_large_logits():
 def test_bgan_takes_sigmoid_of_the_set_mean_logit():
     logits = torch.tensor([4.0, -2.0, 1.0, 1.0], dtype=torch.float64)
     target = torch.tensor([0.5, 1.0], dtype=torch.float64)
-    out = bg.bernoulli_kl_loss(logits, target, "bgan", groups=2, reduction="none")
+    out = bg.bernoulli_kl_loss(logits, target, "bgan", num_sets=2, reduction="none")
     # group 0: mean logit 1.0 vs u = 0.5; group 1: mean logit 1.0 vs u = 1.
     u = 0.5
     v = 1 / (1 + math.exp(-1.0))
@@ -256,7 +256,7 @@ def test_bgan_takes_sigmoid_of_the_set_mean_logit():
 @pytest.mark.parametrize("mode", ["bgan", "mbgan"])
 def test_generator_loss_is_non_saturating_minus_log_d(mode):
     logits = torch.randn(12, dtype=torch.float64)
-    out = bg.batch_generator_loss(logits, mode, groups=3)
+    out = bg.batch_generator_loss(logits, mode, num_sets=3)
     per_group = logits.view(3, 4)
     if mode == "bgan":
         expected = -F.logsigmoid(per_group.mean(1)).mean()
@@ -298,7 +298,7 @@ def test_bernoulli_kl_opcheck(mode, reduction):
     n_out = 1 if reduction != "none" else (2 if mode == "bgan" else 8)
     grad = torch.randn(n_out) if reduction == "none" else torch.randn(())
     torch.library.opcheck(
-        torch.ops.batchgan.bernoulli_kl_loss_backward.default, (grad, logits.detach(), target, mode, 2, reduction)
+        torch.ops.batchgan._bernoulli_kl_loss_backward.default, (grad, logits.detach(), target, mode, 2, reduction)
     )
 
 
@@ -311,7 +311,7 @@ def _discriminator_step(real, fake, beta, target, weight):
     batch = torch.cat([mixed, comp])
     logits = batch.flatten(1) @ weight
     targets = torch.cat([target, 1 - target])
-    return bg.bernoulli_kl_loss(logits, targets, "mbgan", groups=2 * target.shape[0])
+    return bg.bernoulli_kl_loss(logits, targets, "mbgan", num_sets=2 * target.shape[0])
 
 
 def test_torch_compile_fullgraph():
@@ -329,8 +329,8 @@ def test_torch_compile_fullgraph():
 
 
 def test_mixed_batch_module_feeds_the_loss():
-    mixer = bg.MixedBatch(gamma=0.5, groups=2, complement=True)
-    loss_fn = bg.BernoulliKLLoss(mode="mbgan", groups=mixer.output_groups)
+    mixer = bg.MixedBatch(gamma=0.5, num_sets=2, complement=True)
+    loss_fn = bg.BernoulliKLLoss(mode="mbgan", num_sets=mixer.output_num_sets)
     real, fake = torch.randn(8, 2), torch.randn(8, 2, requires_grad=True)
     g = torch.Generator().manual_seed(5)
     batch, target, beta = mixer(real, fake, generator=g)
@@ -370,12 +370,12 @@ def test_mix_bad_input(real, fake, beta, message):
 @pytest.mark.parametrize(
     "logits, target, kwargs, message",
     [
-        (torch.randn(6), torch.rand(2), dict(groups=4), "groups: the batch of 6 samples does not split into 4"),
-        (torch.randn(6), torch.rand(2), dict(groups=0), "groups: expected a positive number"),
-        (torch.randn(6), torch.rand(3), dict(groups=2), r"target: expected one ratio per group, shape \(2,\)"),
-        (torch.randn(6), torch.tensor([0.5, 1.5]), dict(groups=2), r"target: expected ratios of real samples in \[0, 1\]"),
-        (torch.randn(6), torch.tensor([0.5, -0.1]), dict(groups=2), r"target: expected ratios"),
-        (torch.randn(6), torch.tensor([0.5, float("nan")]), dict(groups=2), r"target: expected ratios"),
+        (torch.randn(6), torch.rand(2), dict(num_sets=4), "num_sets: the batch of 6 samples does not split into 4"),
+        (torch.randn(6), torch.rand(2), dict(num_sets=0), "num_sets: expected a positive number"),
+        (torch.randn(6), torch.rand(3), dict(num_sets=2), r"target: expected one ratio per group, shape \(2,\)"),
+        (torch.randn(6), torch.tensor([0.5, 1.5]), dict(num_sets=2), r"target: expected ratios of real samples in \[0, 1\]"),
+        (torch.randn(6), torch.tensor([0.5, -0.1]), dict(num_sets=2), r"target: expected ratios"),
+        (torch.randn(6), torch.tensor([0.5, float("nan")]), dict(num_sets=2), r"target: expected ratios"),
         (torch.randn(0), torch.rand(1), dict(), "logits: expected a non-empty batch"),
         (torch.randn(6, 2), torch.rand(1), dict(), r"logits: expected one logit per sample"),
         (torch.randint(0, 2, (6,)), torch.rand(1), dict(), "logits: expected a float32"),
@@ -408,8 +408,8 @@ def test_emulated_mix_matches_cpu(emulated, dtype, batch, sample_shape, compleme
     out = emulated.mix(real, fake, beta, complement)
     assert torch.equal(out, torch.ops.batchgan.mix(real, fake, beta, complement))
     grad = torch.randn(out.shape).to(dtype)
-    got = emulated.mix_backward(grad, beta, complement)
-    expected = torch.ops.batchgan.mix_backward(grad, beta, complement)
+    got = emulated._mix_backward(grad, beta, complement)
+    expected = torch.ops.batchgan._mix_backward(grad, beta, complement)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
@@ -425,22 +425,22 @@ def test_emulated_mix_grid_stride_loop(emulated):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("mode", ["bgan", "mbgan"])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("batch, groups", [(1, 1), (9, 3), (300, 1), (514, 2)])
-def test_emulated_bernoulli_kl_matches_cpu(emulated, dtype, mode, reduction, batch, groups):
+@pytest.mark.parametrize("batch, num_sets", [(1, 1), (9, 3), (300, 1), (514, 2)])
+def test_emulated_bernoulli_kl_matches_cpu(emulated, dtype, mode, reduction, batch, num_sets):
     logits = (3 * torch.randn(batch)).to(dtype)
-    target = torch.rand(groups)
-    out = emulated.bernoulli_kl_loss(logits, target, mode, groups, reduction)
-    expected = torch.ops.batchgan.bernoulli_kl_loss(logits, target, mode, groups, reduction)
+    target = torch.rand(num_sets)
+    out = emulated.bernoulli_kl_loss(logits, target, mode, num_sets, reduction)
+    expected = torch.ops.batchgan.bernoulli_kl_loss(logits, target, mode, num_sets, reduction)
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
     grad = torch.randn(expected.shape).to(dtype)
-    got = emulated.bernoulli_kl_loss_backward(grad, logits, target, mode, groups, reduction)
-    ref = torch.ops.batchgan.bernoulli_kl_loss_backward(grad, logits, target, mode, groups, reduction)
+    got = emulated._bernoulli_kl_loss_backward(grad, logits, target, mode, num_sets, reduction)
+    ref = torch.ops.batchgan._bernoulli_kl_loss_backward(grad, logits, target, mode, num_sets, reduction)
     torch.testing.assert_close(got[0], ref[0], **TOLERANCES[dtype])
     torch.testing.assert_close(got[1], ref[1], **TOLERANCES[torch.float32])
 
 
 def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
-    with pytest.raises(RuntimeError, match="groups: the batch of 6 samples"):
+    with pytest.raises(RuntimeError, match="num_sets: the batch of 6 samples"):
         emulated.bernoulli_kl_loss(torch.randn(6), torch.rand(4), "bgan", 4, "mean")
     with pytest.raises(RuntimeError, match="fake: expected the shape"):
         emulated.mix(torch.randn(3, 2), torch.randn(3, 3), torch.ones(3, dtype=torch.bool), False)

@@ -21,30 +21,30 @@ def _positive_or_none(value, name):
 
 class _SetCount:
     """How a module turns the batch size into a set count: ``set_size`` samples per set,
-    ``groups`` sets, or (neither) the whole batch as one set."""
+    ``num_sets`` sets, or (neither) the whole batch as one set."""
 
-    def _init_sets(self, set_size, groups):
+    def _init_sets(self, set_size, num_sets):
         set_size = _positive_or_none(set_size, "set_size")
-        groups = _positive_or_none(groups, "groups")
-        if set_size is not None and groups is not None:
-            raise ValueError("set_size, groups: give at most one of them (samples per set, or number of sets)")
+        num_sets = _positive_or_none(num_sets, "num_sets")
+        if set_size is not None and num_sets is not None:
+            raise ValueError("set_size, num_sets: give at most one of them (samples per set, or number of sets)")
         self.set_size = set_size
-        self.groups = groups
+        self.num_sets = num_sets
 
-    def _groups_for(self, batch: int) -> int:
+    def _num_sets_for(self, batch: int) -> int:
         if self.set_size is not None:
             if batch % self.set_size != 0:
                 raise ValueError(
                     f"set_size: the batch of {batch} samples does not split into sets of {self.set_size}"
                 )
             return max(batch // self.set_size, 1)  # an empty batch is reported by the op
-        return self.groups if self.groups is not None else 1
+        return self.num_sets if self.num_sets is not None else 1
 
     def _sets_repr(self):
         if self.set_size is not None:
             return f"set_size={self.set_size}"
-        if self.groups is not None:
-            return f"groups={self.groups}"
+        if self.num_sets is not None:
+            return f"num_sets={self.num_sets}"
         return "one set"
 
 
@@ -59,7 +59,7 @@ class _EquivariantLayer(nn.Module, _SetCount):
     def _init_weights(self, set_size: Optional[int]):
         """nn.Conv2d / nn.Linear's init for Lambda, Gamma and bias, then the reweighting of
         section 4.3: Lambda~ = S/(S+1) Lambda, Gamma~ = 1/(S+1) Gamma, so that at the start rho(x)
-        weighs like one more sample of the set. S is ``set_size`` when given; with ``groups`` or
+        weighs like one more sample of the set. S is ``set_size`` when given; with ``num_sets`` or
         one whole-batch set the set size is unknown before the first batch and S = 1 is used
         (Lambda/2, Gamma/2); call ``reset_parameters(set_size=S)`` to initialise for a known S."""
         s = float(set_size if set_size is not None else 1)
@@ -80,18 +80,18 @@ class _EquivariantLayer(nn.Module, _SetCount):
 class EquivariantConv2d(_EquivariantLayer):
     """``y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma))`` (eq. 12).
 
-    nn.Conv2d's constructor (no channel groups, zero padding) plus:
+    nn.Conv2d's constructor (no channel num_sets, zero padding) plus:
       - ``set_size``: samples per set; at forward the batch of N is N // set_size sets (N must
-        be divisible). ``groups``: a fixed number of sets instead. Neither: the batch is one set.
+        be divisible). ``num_sets``: a fixed number of sets instead. Neither: the batch is one set.
       - ``activation``: 'identity', 'relu' or 'leaky_relu' (``negative_slope`` >= 0), fused.
     Parameters: ``weight`` (Lambda) and ``weight_gamma`` (Gamma), both (C_out, C_in, kh, kw),
     and ``bias`` (C_out,). Works under spectral_norm applied to weight and weight_gamma.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
-                 set_size=None, groups=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
+                 set_size=None, num_sets=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
         super().__init__()
-        self._init_sets(set_size, groups)
+        self._init_sets(set_size, num_sets)
         _check_activation(activation, negative_slope)
         factory = dict(device=device, dtype=dtype)
         self.in_channels = in_channels
@@ -110,7 +110,7 @@ class EquivariantConv2d(_EquivariantLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return equivariant_conv2d(x, self.weight, self.weight_gamma, self.bias, self.stride, self.padding,
-                                  self.dilation, self._groups_for(x.shape[0]), self.activation, self.negative_slope)
+                                  self.dilation, self._num_sets_for(x.shape[0]), self.activation, self.negative_slope)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -121,13 +121,13 @@ class EquivariantConv2d(_EquivariantLayer):
 
 class EquivariantLinear(_EquivariantLayer):
     """``y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T)`` (eq. 12) on (N, F).
-    nn.Linear's constructor plus ``set_size``/``groups``/``activation`` as in
+    nn.Linear's constructor plus ``set_size``/``num_sets``/``activation`` as in
     :class:`EquivariantConv2d`."""
 
-    def __init__(self, in_features, out_features, bias=True, *, set_size=None, groups=None,
+    def __init__(self, in_features, out_features, bias=True, *, set_size=None, num_sets=None,
                  activation="identity", negative_slope=0.01, device=None, dtype=None):
         super().__init__()
-        self._init_sets(set_size, groups)
+        self._init_sets(set_size, num_sets)
         _check_activation(activation, negative_slope)
         factory = dict(device=device, dtype=dtype)
         self.in_features = in_features
@@ -140,7 +140,7 @@ class EquivariantLinear(_EquivariantLayer):
         self.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return equivariant_linear(x, self.weight, self.weight_gamma, self.bias, self._groups_for(x.shape[0]),
+        return equivariant_linear(x, self.weight, self.weight_gamma, self.bias, self._num_sets_for(x.shape[0]),
                                   self.activation, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -151,14 +151,14 @@ class EquivariantLinear(_EquivariantLayer):
 
 class SetMean(nn.Module, _SetCount):
     """The invariant reduction of eq. 10: mean over each set, (N, ...) -> (G, ...), with sets
-    given by ``set_size`` or ``groups`` as in :class:`EquivariantConv2d`."""
+    given by ``set_size`` or ``num_sets`` as in :class:`EquivariantConv2d`."""
 
-    def __init__(self, set_size: Optional[int] = None, groups: Optional[int] = None):
+    def __init__(self, set_size: Optional[int] = None, num_sets: Optional[int] = None):
         super().__init__()
-        self._init_sets(set_size, groups)
+        self._init_sets(set_size, num_sets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return set_mean(x, self._groups_for(x.shape[0]))
+        return set_mean(x, self._num_sets_for(x.shape[0]))
 
     def extra_repr(self) -> str:
         return self._sets_repr()

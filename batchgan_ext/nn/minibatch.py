@@ -21,7 +21,7 @@ class MinibatchDiscrimination(nn.Module):
     state_dicts load (with ``bias=False``, the default). ``M = x @ T`` is a BLAS matmul; the
     pairwise features are the fused :func:`batchgan_ext.pairwise_l1_features` (linear memory).
 
-    - ``mean``, ``exclude_self``, ``groups``: as in :func:`pairwise_l1_features` (defaults give
+    - ``mean``, ``exclude_self``, ``num_sets``: as in :func:`pairwise_l1_features` (defaults give
       the gist's and torchgan's ``sum - 1``).
     - ``bias``: improved-gan's learned per-feature offset ``b`` (initialised to -1 as there),
       added to o.
@@ -37,7 +37,7 @@ class MinibatchDiscrimination(nn.Module):
         kernel_dims: int = 16,
         mean: bool = False,
         exclude_self: bool = True,
-        groups: int = 1,
+        num_sets: int = 1,
         bias: bool = False,
         num_populations: Optional[int] = None,
     ):
@@ -50,7 +50,7 @@ class MinibatchDiscrimination(nn.Module):
         self.kernel_dims = kernel_dims
         self.mean = bool(mean)
         self.exclude_self = bool(exclude_self)
-        self.groups = int(groups)
+        self.num_sets = int(num_sets)
         self.num_populations = num_populations
         self.T = nn.Parameter(torch.empty(in_features, out_features, kernel_dims))
         feats = out_features * (num_populations or 1)
@@ -72,7 +72,7 @@ class MinibatchDiscrimination(nn.Module):
         if (split is None) != (self.num_populations is None):
             raise ValueError("split: pass population labels exactly when the module was built with num_populations")
         M = (x @ self.T.view(self.in_features, -1)).view(x.shape[0], self.out_features, self.kernel_dims)
-        o = pairwise_l1_features(M, self.groups, self.exclude_self, self.mean, split, self.num_populations)
+        o = pairwise_l1_features(M, self.num_sets, self.exclude_self, self.mean, split, self.num_populations)
         o = o.flatten(1)
         if self.bias is not None:
             o = o + self.bias
@@ -81,7 +81,7 @@ class MinibatchDiscrimination(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, kernel_dims={self.kernel_dims}, "
-            f"mean={self.mean}, exclude_self={self.exclude_self}, groups={self.groups}, "
+            f"mean={self.mean}, exclude_self={self.exclude_self}, num_sets={self.num_sets}, "
             f"bias={self.bias is not None}, num_populations={self.num_populations}"
         )
 

@@ -34,10 +34,10 @@ def _pair(v: _IntOrPair, name: str) -> Tuple[int, int]:
     return v
 
 
-def _check_groups(n, groups):
+def _check_num_sets(n, num_sets):
     torch._check(n > 0, lambda: "x: expected a non-empty batch, got 0 samples")
-    torch._check(groups >= 1, lambda: f"groups: expected a positive number of sets, got {groups}")
-    torch._check(n % groups == 0, lambda: f"groups: the batch of {n} samples does not split into {groups} equal sets")
+    torch._check(num_sets >= 1, lambda: f"num_sets: expected a positive number of sets, got {num_sets}")
+    torch._check(n % num_sets == 0, lambda: f"num_sets: the batch of {n} samples does not split into {num_sets} equal sets")
 
 
 def _check_params(x, weight, weight_gamma, bias, weight_dim):
@@ -63,23 +63,23 @@ def _conv_out_size(size, k, s, p, d):
 
 @torch.library.register_fake("batchgan::equivariant_conv2d")
 def _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                             groups=1, activation="identity", negative_slope=0.01):
+                             num_sets=1, activation="identity", negative_slope=0.01):
     torch._check(activation in ACTIVATIONS, lambda: f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     torch._check(x.dim() == 4, lambda: f"x: expected a 4-d batch (N, C, H, W), got shape {tuple(x.shape)}")
     _check_params(x, weight, weight_gamma, bias, 4)
-    _check_groups(x.shape[0], groups)
+    _check_num_sets(x.shape[0], num_sets)
     ho = _conv_out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
     wo = _conv_out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
     return torch.empty((x.shape[0], weight.shape[0], ho, wo), dtype=x.dtype, device=x.device,
                        memory_format=suggest_memory_format(x))
 
 
-@torch.library.register_fake("batchgan::equivariant_conv2d_forward")
+@torch.library.register_fake("batchgan::_equivariant_conv2d_forward")
 def _equivariant_conv2d_forward_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                     groups=1, activation="identity", negative_slope=0.01):
-    out = _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride, padding, dilation, groups, activation,
+                                     num_sets=1, activation="identity", negative_slope=0.01):
+    out = _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets, activation,
                                    negative_slope)
-    return out, _set_mean_fake(x, groups)
+    return out, _set_mean_fake(x, num_sets)
 
 
 def _grads_fake(x, weight, weight_gamma, has_bias, output_mask):
@@ -97,43 +97,43 @@ def _grads_fake(x, weight, weight_gamma, has_bias, output_mask):
     )
 
 
-@torch.library.register_fake("batchgan::equivariant_conv2d_backward")
+@torch.library.register_fake("batchgan::_equivariant_conv2d_backward")
 def _equivariant_conv2d_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation,
-                                      groups, activation, negative_slope, output_mask):
+                                      num_sets, activation, negative_slope, output_mask):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 
 
 @torch.library.register_fake("batchgan::equivariant_linear")
-def _equivariant_linear_fake(x, weight, weight_gamma, bias, groups=1, activation="identity", negative_slope=0.01):
+def _equivariant_linear_fake(x, weight, weight_gamma, bias, num_sets=1, activation="identity", negative_slope=0.01):
     torch._check(activation in ACTIVATIONS, lambda: f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     torch._check(x.dim() == 2, lambda: f"x: expected a 2-d batch (N, features), got shape {tuple(x.shape)}")
     _check_params(x, weight, weight_gamma, bias, 2)
-    _check_groups(x.shape[0], groups)
+    _check_num_sets(x.shape[0], num_sets)
     return x.new_empty((x.shape[0], weight.shape[0]))
 
 
-@torch.library.register_fake("batchgan::equivariant_linear_forward")
-def _equivariant_linear_forward_fake(x, weight, weight_gamma, bias, groups=1, activation="identity",
+@torch.library.register_fake("batchgan::_equivariant_linear_forward")
+def _equivariant_linear_forward_fake(x, weight, weight_gamma, bias, num_sets=1, activation="identity",
                                      negative_slope=0.01):
-    out = _equivariant_linear_fake(x, weight, weight_gamma, bias, groups, activation, negative_slope)
-    return out, _set_mean_fake(x, groups)
+    out = _equivariant_linear_fake(x, weight, weight_gamma, bias, num_sets, activation, negative_slope)
+    return out, _set_mean_fake(x, num_sets)
 
 
-@torch.library.register_fake("batchgan::equivariant_linear_backward")
-def _equivariant_linear_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups, activation,
+@torch.library.register_fake("batchgan::_equivariant_linear_backward")
+def _equivariant_linear_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation,
                                       negative_slope, output_mask):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 
 
 @torch.library.register_fake("batchgan::set_mean")
-def _set_mean_fake(x, groups=1):
+def _set_mean_fake(x, num_sets=1):
     torch._check(x.dim() >= 1, lambda: "x: expected a batch with the batch dimension first, got a 0-d tensor")
-    _check_groups(x.shape[0], groups)
-    return torch.empty((groups,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device,
+    _check_num_sets(x.shape[0], num_sets)
+    return torch.empty((num_sets,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device,
                        memory_format=suggest_memory_format(x))
 
 
-@torch.library.register_fake("batchgan::set_mean_backward")
+@torch.library.register_fake("batchgan::_set_mean_backward")
 def _set_mean_backward_fake(grad, batch):
     torch._check(batch > 0 and batch % grad.shape[0] == 0, lambda: f"batch: expected a multiple of {grad.shape[0]}")
     return torch.empty((batch,) + tuple(grad.shape[1:]), dtype=grad.dtype, device=grad.device,
@@ -152,22 +152,22 @@ def equivariant_conv2d(
     stride: _IntOrPair = 1,
     padding: _IntOrPair = 0,
     dilation: _IntOrPair = 1,
-    groups: int = 1,
+    num_sets: int = 1,
     activation: str = "identity",
     negative_slope: float = 0.01,
 ) -> torch.Tensor:
     """Permutation-equivariant convolution (BGAN paper, eq. 12):
     ``y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma))``.
 
-    ``x``: (N, C_in, H, W), N = ``groups`` sets of N/groups consecutive samples, each set with
-    its own mean (``groups`` counts sets, not nn.Conv2d's channel groups). ``weight`` (Lambda)
+    ``x``: (N, C_in, H, W), N = ``num_sets`` sets of N/num_sets consecutive samples, each set with
+    its own mean (``num_sets`` counts sets, not nn.Conv2d's channel num_sets). ``weight`` (Lambda)
     and ``weight_gamma`` (Gamma): (C_out, C_in, kh, kw); ``stride``/``padding``/``dilation`` as
     in :func:`torch.nn.functional.conv2d`. ``activation``: 'identity', 'relu' or 'leaky_relu'
     (``negative_slope`` >= 0). float32/float64/float16/bfloat16; channels_last stays channels_last.
     """
     return torch.ops.batchgan.equivariant_conv2d(
         x, weight, weight_gamma, bias, _pair(stride, "stride"), _pair(padding, "padding"),
-        _pair(dilation, "dilation"), groups, activation, float(negative_slope),
+        _pair(dilation, "dilation"), num_sets, activation, float(negative_slope),
     )
 
 
@@ -176,18 +176,18 @@ def equivariant_linear(
     weight: torch.Tensor,
     weight_gamma: torch.Tensor,
     bias: Optional[torch.Tensor] = None,
-    groups: int = 1,
+    num_sets: int = 1,
     activation: str = "identity",
     negative_slope: float = 0.01,
 ) -> torch.Tensor:
     """Permutation-equivariant linear layer (BGAN paper, eq. 12) on x of shape (N, in_features):
     ``y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T)``; weights
-    (out_features, in_features). ``groups``, ``activation`` as in :func:`equivariant_conv2d`."""
-    return torch.ops.batchgan.equivariant_linear(x, weight, weight_gamma, bias, groups, activation,
+    (out_features, in_features). ``num_sets``, ``activation`` as in :func:`equivariant_conv2d`."""
+    return torch.ops.batchgan.equivariant_linear(x, weight, weight_gamma, bias, num_sets, activation,
                                                  float(negative_slope))
 
 
-def set_mean(x: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """Mean over each of the ``groups`` sets of consecutive samples: (N, ...) -> (groups, ...).
+def set_mean(x: torch.Tensor, num_sets: int = 1) -> torch.Tensor:
+    """Mean over each of the ``num_sets`` sets of consecutive samples: (N, ...) -> (num_sets, ...).
     The permutation-invariant reduction of eq. 10 (rho of eq. 11), accumulated in float32+."""
-    return torch.ops.batchgan.set_mean(x, groups)
+    return torch.ops.batchgan.set_mean(x, num_sets)

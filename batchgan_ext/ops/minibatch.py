@@ -21,13 +21,13 @@ _MAX_POPULATIONS = 8  # kPairwiseMaxPopulations in pairwise_l1_math.h
 # pairwise_l1_features
 
 
-def _check_pairwise_args(M, groups, split, num_populations):
+def _check_pairwise_args(M, num_sets, split, num_populations):
     torch._check(M.dim() == 3, lambda: f"M: expected a 3-d tensor (N, B, C), got shape {tuple(M.shape)}")
     torch._check(M.shape[0] > 0, lambda: "M: expected a non-empty batch, got N = 0 samples")
-    torch._check(groups >= 1, lambda: f"groups: expected a positive number of groups, got {groups}")
+    torch._check(num_sets >= 1, lambda: f"num_sets: expected a positive number of sets, got {num_sets}")
     torch._check(
-        M.shape[0] % groups == 0,
-        lambda: f"groups: the batch of {M.shape[0]} samples does not split into {groups} equal groups",
+        M.shape[0] % num_sets == 0,
+        lambda: f"num_sets: the batch of {M.shape[0]} samples does not split into {num_sets} equal sets",
     )
     torch._check(
         1 <= num_populations <= _MAX_POPULATIONS,
@@ -55,14 +55,14 @@ def _pairwise_out_shape(M, split, num_populations):
 
 
 @torch.library.register_fake("batchgan::pairwise_l1_features")
-def _pairwise_l1_features_fake(M, groups=1, exclude_self=True, mean=False, split=None, num_populations=1):
-    _check_pairwise_args(M, groups, split, num_populations)
+def _pairwise_l1_features_fake(M, num_sets=1, exclude_self=True, mean=False, split=None, num_populations=1):
+    _check_pairwise_args(M, num_sets, split, num_populations)
     return M.new_empty(_pairwise_out_shape(M, split, num_populations))
 
 
-@torch.library.register_fake("batchgan::pairwise_l1_features_backward")
-def _pairwise_l1_features_backward_fake(grad, M, groups, exclude_self, mean, split, num_populations):
-    _check_pairwise_args(M, groups, split, num_populations)
+@torch.library.register_fake("batchgan::_pairwise_l1_features_backward")
+def _pairwise_l1_features_backward_fake(grad, M, num_sets, exclude_self, mean, split, num_populations):
+    _check_pairwise_args(M, num_sets, split, num_populations)
     return torch.empty_like(M, memory_format=torch.contiguous_format)
 
 
@@ -71,7 +71,7 @@ def _pairwise_l1_features_backward_fake(grad, M, groups, exclude_self, mean, spl
 
 def pairwise_l1_features(
     M: torch.Tensor,
-    groups: int = 1,
+    num_sets: int = 1,
     exclude_self: bool = True,
     mean: bool = False,
     split: Optional[torch.Tensor] = None,
@@ -84,14 +84,14 @@ def pairwise_l1_features(
     ``M``: (N, B, C), e.g. ``(x @ T.view(A, B * C)).view(N, B, C)``; float32/64/16, bfloat16
     (accumulation in float32 or better).
 
-    - ``groups``: the batch is ``groups`` consecutive sets of N/groups samples; j runs over
+    - ``num_sets``: the batch is ``num_sets`` consecutive sets of N/num_sets samples; j runs over
       i's set only.
     - ``exclude_self`` (default True): drop the j = i term, whose value is exactly 1. The gist
       and torchgan's MinibatchDiscrimination1d subtract 1 from the full sum, improved-gan masks
       the diagonal (adds 1e6 to the distance); all three give this value.
       ``exclude_self=False`` is the paper's plain sum over all j.
-    - ``mean``: divide by the number of samples that entered the sum (N/groups - 1 with
-      exclude_self, as the gist's ``mean=True``; N/groups without). A set of one sample with
+    - ``mean``: divide by the number of samples that entered the sum (N/num_sets - 1 with
+      exclude_self, as the gist's ``mean=True``; N/num_sets without). A set of one sample with
       exclude_self has an empty sum: its feature is 0, with or without mean.
     - ``split``: optional integer population labels of shape (N,) in
       [0, num_populations) (e.g. 0 = real, 1 = fake; ``num_populations`` defaults to 2). The
@@ -110,7 +110,7 @@ def pairwise_l1_features(
         num_populations = 1
     elif num_populations is None:
         num_populations = 2
-    return torch.ops.batchgan.pairwise_l1_features(M, groups, exclude_self, mean, split, num_populations)
+    return torch.ops.batchgan.pairwise_l1_features(M, num_sets, exclude_self, mean, split, num_populations)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def _minibatch_stddev_fake(x, group_size=4, num_channels=1):
     return x.new_empty(_stddev_out_shape(x, group_size, num_channels))
 
 
-@torch.library.register_fake("batchgan::minibatch_stddev_backward")
+@torch.library.register_fake("batchgan::_minibatch_stddev_backward")
 def _minibatch_stddev_backward_fake(grad, x, group_size, num_channels):
     _stddev_out_shape(x, group_size, num_channels)
     return torch.empty_like(x, memory_format=torch.contiguous_format)

@@ -7,11 +7,11 @@ import torch
 __all__ = ["pairwise_l1_features_reference", "minibatch_stddev_reference"]
 
 
-def pairwise_l1_features_reference(M, groups=1, exclude_self=True, mean=False, split=None, num_populations=None):
+def pairwise_l1_features_reference(M, num_sets=1, exclude_self=True, mean=False, split=None, num_populations=None):
     """c_b(i, j) = exp(-||M_i,b - M_j,b||_1), o_i,b = sum_j c_b(i, j) (Salimans et al. 2016,
     section 3.2), with the options of :func:`batchgan_ext.pairwise_l1_features`, by broadcasting."""
     n, b, _ = M.shape
-    set_size = n // groups
+    set_size = n // num_sets
     dist = (M[:, None] - M[None, :]).abs().sum(-1)  # (N, N, B): the gist's `norm`
     c = torch.exp(-dist)
     idx = torch.arange(n, device=M.device)

@@ -16,19 +16,19 @@ def mix_reference(real, fake, beta, complement=False):
     return mixed, real * (1 - b) + fake * b
 
 
-def bernoulli_kl_loss_reference(logits, target, mode="bgan", groups=1, reduction="mean"):
+def bernoulli_kl_loss_reference(logits, target, mode="bgan", num_sets=1, reduction="mean"):
     """Eq. 3 with D = sigmoid(.), computed in float64; eq. 13 (bgan) or eq. 14 (mbgan)."""
     out_dtype = logits.dtype
     logits = logits.reshape(-1).double()
     n = logits.shape[0]
     u = target.reshape(-1).double()
-    per_group = logits.reshape(groups, n // groups)
+    per_set = logits.reshape(num_sets, n // num_sets)
     if mode == "bgan":
-        l = per_group.mean(dim=1)
+        l = per_set.mean(dim=1)
         uu = u
     else:
-        l = per_group
-        uu = u[:, None].expand_as(per_group)
+        l = per_set
+        uu = u[:, None].expand_as(per_set)
     # u log(u/v) + (1-u) log((1-u)/(1-v)), with 0 log 0 = 0; log v = -softplus(-l).
     kl = (
         torch.xlogy(uu, uu)

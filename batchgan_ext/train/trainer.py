@@ -102,7 +102,7 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
-        self.mixer = MixedBatch(gamma=config.gamma, groups=config.batch_size // config.set_size, complement=True)
+        self.mixer = MixedBatch(gamma=config.gamma, num_sets=config.batch_size // config.set_size, complement=True)
         # Separate streams, so that e.g. changing n_disc does not shift the evaluation noise.
         self.rng_data = torch.Generator().manual_seed(config.seed * 4 + 1)
         self.rng_noise = torch.Generator().manual_seed(config.seed * 4 + 2)
@@ -130,19 +130,19 @@ class Trainer:
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         if self.mixed:
             batch, target, _ = self.mixer(real, fake, generator=self.rng_mix)
-            return bernoulli_kl_loss(self._logits(batch), target, self.config.method, self.mixer.output_groups)
+            return bernoulli_kl_loss(self._logits(batch), target, self.config.method, self.mixer.output_num_sets)
         # One set per sample: KL(B(u) || B(D)) with u in {0, 1} is the binary cross-entropy.
         logits = torch.cat([self._logits(real), self._logits(fake)])
         target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(logits)
-        return bernoulli_kl_loss(logits, target, "mbgan", groups=logits.shape[0])
+        return bernoulli_kl_loss(logits, target, "mbgan", num_sets=logits.shape[0])
 
     def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         if self.mixed:
             # Eq. 5 on mixed batches: the gradient reaches G through the mix op.
             batch, _, _ = self.mixer(real, fake, generator=self.rng_mix)
-            return batch_generator_loss(self._logits(batch), self.config.method, self.mixer.output_groups)
+            return batch_generator_loss(self._logits(batch), self.config.method, self.mixer.output_num_sets)
         logits = self._logits(fake)
-        return batch_generator_loss(logits, "mbgan", groups=logits.shape[0])
+        return batch_generator_loss(logits, "mbgan", num_sets=logits.shape[0])
 
     def train_step(self) -> Dict[str, float]:
         """n_disc discriminator steps, then one generator step."""

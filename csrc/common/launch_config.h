@@ -17,7 +17,7 @@ struct LaunchConfig {
 // Threads per block of the elementwise kernels. A multiple of the warp size (the warp
 // reductions assume full warps).
 constexpr int kElementwiseThreads = 256;
-// Threads per block of the kernels that reduce one batch group per block.
+// Threads per block of the kernels that reduce one item (a set, a stddev group) per block.
 constexpr int kReductionThreads = 256;
 constexpr int kWarpSize = 32;
 // A grid-stride loop covers any size; more blocks than this buys nothing on current GPUs
@@ -36,12 +36,12 @@ inline LaunchConfig elementwise_launch_config(int64_t numel) {
   return cfg;
 }
 
-// One block per batch group; the block's threads stride over the group's samples.
-inline LaunchConfig per_group_launch_config(int64_t groups) {
-  TORCH_CHECK(groups > 0 && groups <= 2147483647, "batchgan internal error: bad group count ", groups);
+// One block per item (a set, a stddev group); the block's threads stride over its samples.
+inline LaunchConfig block_per_item_launch_config(int64_t num_items) {
+  TORCH_CHECK(num_items > 0 && num_items <= 2147483647, "batchgan internal error: bad block count ", num_items);
   LaunchConfig cfg;
   cfg.block[0] = kReductionThreads;
-  cfg.grid[0] = static_cast<unsigned>(groups);
+  cfg.grid[0] = static_cast<unsigned>(num_items);
   return cfg;
 }
 
@@ -52,16 +52,16 @@ constexpr int kPairwiseTileRows = 128;
 constexpr int kPairwiseTileJ = 32;
 constexpr int kPairwiseTileC = 32;
 
-inline LaunchConfig pairwise_tile_launch_config(int64_t set_size, int64_t kernels, int64_t groups) {
+inline LaunchConfig pairwise_tile_launch_config(int64_t set_size, int64_t kernels, int64_t num_sets) {
   TORCH_CHECK(set_size > 0, "batchgan internal error: pairwise launch over an empty set");
   TORCH_CHECK(kernels >= 1 && kernels <= 65535, "M: the CUDA kernel handles at most 65535 kernels (size(1)), got ",
               kernels);
-  TORCH_CHECK(groups >= 1 && groups <= 65535, "groups: the CUDA kernel handles at most 65535 groups, got ", groups);
+  TORCH_CHECK(num_sets >= 1 && num_sets <= 65535, "num_sets: the CUDA kernel handles at most 65535 sets, got ", num_sets);
   LaunchConfig cfg;
   cfg.block[0] = kPairwiseTileRows;
   cfg.grid[0] = static_cast<unsigned>(ceil_div(set_size, kPairwiseTileRows));
   cfg.grid[1] = static_cast<unsigned>(kernels);
-  cfg.grid[2] = static_cast<unsigned>(groups);
+  cfg.grid[2] = static_cast<unsigned>(num_sets);
   return cfg;
 }
 

@@ -40,8 +40,8 @@ struct KLInputs {
   at::Tensor logits;  // contiguous, (N,)
   at::Tensor target;  // contiguous, (G,), in the accumulation dtype
   int64_t batch = 0;
-  int64_t groups = 0;
-  int64_t group_size = 0;
+  int64_t num_sets = 0;
+  int64_t set_size = 0;
   KLMode mode = KLMode::kBgan;
   Reduction reduction = Reduction::kMean;
   at::ScalarType acc_type = at::kFloat;  // float32, or float64 for float64 logits
@@ -49,7 +49,7 @@ struct KLInputs {
 
 // check_target_range: verify 0 <= target <= 1 here, with ATen ops and a host sync (the CUDA
 // path); the CPU kernel checks the values in its own loop instead, which is cheaper.
-inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode, int64_t groups,
+inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode, int64_t num_sets,
                            c10::string_view reduction, bool check_target_range = true) {
   KLInputs in;
   in.mode = parse_kl_mode(mode);
@@ -61,16 +61,16 @@ inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c
               "logits: expected one logit per sample, shape (N,) or (N, 1), got ", logits.sizes());
   in.batch = logits.size(0);
   TORCH_CHECK(in.batch > 0, "logits: expected a non-empty batch, got 0 samples");
-  TORCH_CHECK(groups >= 1, "groups: expected a positive number of groups, got ", groups);
-  TORCH_CHECK(in.batch % groups == 0, "groups: the batch of ", in.batch, " samples does not split into ", groups,
-              " equal groups");
-  in.groups = groups;
-  in.group_size = in.batch / groups;
-  TORCH_CHECK(target.numel() == groups && target.dim() <= 1, "target: expected one ratio per group, shape (",
-              groups, ",), got ", target.sizes());
+  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
+  TORCH_CHECK(in.batch % num_sets == 0, "num_sets: the batch of ", in.batch, " samples does not split into ", num_sets,
+              " equal sets");
+  in.num_sets = num_sets;
+  in.set_size = in.batch / num_sets;
+  TORCH_CHECK(target.numel() == num_sets && target.dim() <= 1, "target: expected one ratio per set, shape (",
+              num_sets, ",), got ", target.sizes());
   in.acc_type = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   in.logits = logits.reshape({in.batch}).contiguous();
-  in.target = target.reshape({groups}).to(in.acc_type).contiguous();
+  in.target = target.reshape({num_sets}).to(in.acc_type).contiguous();
   if (check_target_range) {
     // One host sync on G values: a ratio outside [0, 1] (or NaN) is a bug in the caller.
     kl_check_target_range(at::logical_and(in.target >= 0, in.target <= 1).all().item<bool>());
@@ -78,24 +78,24 @@ inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c
   return in;
 }
 
-// The loss from the per-group totals (see bernoulli_kl_group_total) and, for mbgan with
+// The loss from the per-set totals (see bernoulli_kl_set_total) and, for mbgan with
 // reduction='none', the per-sample losses the kernel wrote.
-inline at::Tensor kl_finish_forward(const KLInputs& in, const at::Tensor& group_total, const at::Tensor& per_sample,
+inline at::Tensor kl_finish_forward(const KLInputs& in, const at::Tensor& set_total, const at::Tensor& per_sample,
                                     at::ScalarType out_dtype) {
   switch (in.reduction) {
     case Reduction::kNone:
-      return in.mode == KLMode::kBgan ? group_total.to(out_dtype) : per_sample;
+      return in.mode == KLMode::kBgan ? set_total.to(out_dtype) : per_sample;
     case Reduction::kSum:
-      return group_total.sum().to(out_dtype);
+      return set_total.sum().to(out_dtype);
     case Reduction::kMean:
     default: {
-      const int64_t count = in.mode == KLMode::kBgan ? in.groups : in.batch;
-      return group_total.sum().div_(static_cast<double>(count)).to(out_dtype);
+      const int64_t count = in.mode == KLMode::kBgan ? in.num_sets : in.batch;
+      return set_total.sum().div_(static_cast<double>(count)).to(out_dtype);
     }
   }
 }
 
-// Where the backward kernels read the upstream gradient of sample i (mbgan) or group g (bgan):
+// Where the backward kernels read the upstream gradient of sample i (mbgan) or set g (bgan):
 // grad[index * stride] * scale.
 struct KLGradAccess {
   int64_t stride;
@@ -106,13 +106,13 @@ inline KLGradAccess kl_check_grad(const KLInputs& in, const at::Tensor& grad) {
   check_float_tensor(grad, "grad");
   check_same_device(in.logits, "logits", grad, "grad");
   if (in.reduction == Reduction::kNone) {
-    const int64_t expected = in.mode == KLMode::kBgan ? in.groups : in.batch;
+    const int64_t expected = in.mode == KLMode::kBgan ? in.num_sets : in.batch;
     TORCH_CHECK(grad.numel() == expected, "grad: expected ", expected, " values (the unreduced loss), got shape ",
                 grad.sizes());
     return {1, 1.0};
   }
   TORCH_CHECK(grad.numel() == 1, "grad: expected a scalar (the reduced loss), got shape ", grad.sizes());
-  const int64_t count = in.mode == KLMode::kBgan ? in.groups : in.batch;
+  const int64_t count = in.mode == KLMode::kBgan ? in.num_sets : in.batch;
   return {0, in.reduction == Reduction::kMean ? 1.0 / static_cast<double>(count) : 1.0};
 }
 

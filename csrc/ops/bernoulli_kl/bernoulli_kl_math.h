@@ -18,8 +18,8 @@
 namespace batchgan {
 
 enum class KLMode : int64_t {
-  kBgan = 0,   // eq. 13: average the logits of a group, one loss per group
-  kMbgan = 1,  // eq. 14: one loss per sample against its group's target, then average
+  kBgan = 0,   // eq. 13: average the logits of a set, one loss per set
+  kMbgan = 1,  // eq. 14: one loss per sample against its set's target, then average
 };
 
 BATCHGAN_HOST_DEVICE_INLINE float math_exp(float x) { return ::expf(x); }
@@ -68,11 +68,11 @@ BATCHGAN_HOST_DEVICE_INLINE T bernoulli_kl_grad_target(T logit, T u) {
   return math_log(u) - math_log(T(1) - u) - logit;
 }
 
-// What a group contributes to the loss, from `acc`, the sum over its n samples of the logits
-// (bgan) or of the per-sample KLs (mbgan): bgan applies the sigmoid to the group's mean logit
+// What a set contributes to the loss, from `acc`, the sum over its n samples of the logits
+// (bgan) or of the per-sample KLs (mbgan): bgan applies the sigmoid to the set's mean logit
 // (the set-mean of eq. 10 is taken before the sigmoid); mbgan sums the per-sample KLs.
 template <typename T>
-BATCHGAN_HOST_DEVICE_INLINE T bernoulli_kl_group_total(KLMode mode, T acc, int64_t n, T u) {
+BATCHGAN_HOST_DEVICE_INLINE T bernoulli_kl_set_total(KLMode mode, T acc, int64_t n, T u) {
   return mode == KLMode::kBgan ? bernoulli_kl_from_logit(acc / static_cast<T>(n), u) : acc;
 }
 

@@ -4,13 +4,13 @@
 
 namespace batchgan {
 
-// KL(B(target_g) || B(sigmoid(.))) from logits; mode 'bgan' takes the sigmoid of each group's
+// KL(B(target_g) || B(sigmoid(.))) from logits; mode 'bgan' takes the sigmoid of each set's
 // mean logit (eq. 13), 'mbgan' of each logit and averages the losses (eq. 14).
 inline constexpr const char* kBernoulliKLLossSchema =
-    "bernoulli_kl_loss(Tensor logits, Tensor target, str mode=\"bgan\", int groups=1, str reduction=\"mean\") -> Tensor";
+    "bernoulli_kl_loss(Tensor logits, Tensor target, str mode=\"bgan\", int num_sets=1, str reduction=\"mean\") -> Tensor";
 // Gradients of logits and target.
 inline constexpr const char* kBernoulliKLLossBackwardSchema =
-    "bernoulli_kl_loss_backward(Tensor grad, Tensor logits, Tensor target, str mode, int groups, str reduction) -> "
+    "_bernoulli_kl_loss_backward(Tensor grad, Tensor logits, Tensor target, str mode, int num_sets, str reduction) -> "
     "(Tensor, Tensor)";
 
 }  // namespace batchgan

@@ -39,7 +39,7 @@ namespace batchgan {
 // Sizes the fused kernels need. Sample n belongs to set n / set_size.
 struct SetLayout {
   int64_t batch = 0;
-  int64_t groups = 1;
+  int64_t num_sets = 1;
   int64_t set_size = 1;
   int64_t inner = 0;        // elements per sample
   int64_t channels = 1;     // bias channels (epilogue only)
@@ -66,15 +66,15 @@ inline Activation parse_activation(c10::string_view activation, double negative_
   return act;
 }
 
-inline SetLayout make_set_layout(int64_t batch, int64_t groups, const char* x_name) {
+inline SetLayout make_set_layout(int64_t batch, int64_t num_sets, const char* x_name) {
   TORCH_CHECK(batch > 0, x_name, ": expected a non-empty batch, got 0 samples");
-  TORCH_CHECK(groups >= 1, "groups: expected a positive number of sets, got ", groups);
-  TORCH_CHECK(batch % groups == 0, "groups: the batch of ", batch, " samples does not split into ", groups,
+  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
+  TORCH_CHECK(batch % num_sets == 0, "num_sets: the batch of ", batch, " samples does not split into ", num_sets,
               " equal sets");
   SetLayout layout;
   layout.batch = batch;
-  layout.groups = groups;
-  layout.set_size = batch / groups;
+  layout.num_sets = num_sets;
+  layout.set_size = batch / num_sets;
   return layout;
 }
 
@@ -146,15 +146,15 @@ inline at::Tensor bias_grad_from_set_sums(const at::Tensor& dzs, at::IntArrayRef
 }
 
 template <typename Backend>
-at::Tensor set_mean_impl(const at::Tensor& x, int64_t groups) {
+at::Tensor set_mean_impl(const at::Tensor& x, int64_t num_sets) {
   check_float_tensor(x, "x");
   TORCH_CHECK(x.dim() >= 1, "x: expected a batch with the batch dimension first, got a 0-d tensor");
-  SetLayout layout = make_set_layout(x.size(0), groups, "x");
+  SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
   const at::MemoryFormat fmt = x.suggest_memory_format();
   const at::Tensor x_c = x.contiguous(fmt);
   layout.inner = x_c.numel() / layout.batch;
   std::vector<int64_t> shape = x.sizes().vec();
-  shape[0] = groups;
+  shape[0] = num_sets;
   at::Tensor out = at::empty(shape, x.options().memory_format(fmt));
   if (out.numel() > 0) Backend::set_mean(x_c, out, layout);
   return out;
@@ -179,10 +179,10 @@ at::Tensor set_mean_backward_impl(const at::Tensor& grad, int64_t batch) {
 // ---- conv2d -----------------------------------------------------------------------------
 
 // The saved set means against x: (G, rest of x's shape), x's dtype and device.
-inline void check_x_mean(const at::Tensor& x, const at::Tensor& x_mean, int64_t groups) {
+inline void check_x_mean(const at::Tensor& x, const at::Tensor& x_mean, int64_t num_sets) {
   check_like_x(x, x_mean, "x_mean");
   std::vector<int64_t> expected = x.sizes().vec();
-  expected[0] = groups;
+  expected[0] = num_sets;
   TORCH_CHECK(x_mean.sizes() == at::IntArrayRef(expected), "x_mean: expected the set means of x, shape ",
               at::IntArrayRef(expected), ", got ", x_mean.sizes());
 }
@@ -193,18 +193,18 @@ std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Ten
                                                                    const at::Tensor& weight_gamma,
                                                                    const c10::optional<at::Tensor>& bias,
                                                                    at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                   at::IntArrayRef dilation, int64_t groups,
+                                                                   at::IntArrayRef dilation, int64_t num_sets,
                                                                    c10::string_view activation, double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
   check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in, kh, kw)");
   check_conv_params(stride, padding, dilation);
-  SetLayout layout = make_set_layout(x.size(0), groups, "x");
+  SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
   // Keep the caller's layout: channels_last stays channels_last end to end.
   const at::MemoryFormat fmt = x.suggest_memory_format();
   const at::Tensor x_c = x.contiguous(fmt);
   layout.inner = x_c.numel() / layout.batch;
-  at::Tensor xm = at::empty({groups, x.size(1), x.size(2), x.size(3)}, x.options().memory_format(fmt));
+  at::Tensor xm = at::empty({num_sets, x.size(1), x.size(2), x.size(3)}, x.options().memory_format(fmt));
   if (xm.numel() > 0) Backend::set_mean(x_c, xm, layout);
   // Bias goes to the epilogue, not to the backend's conv: it is one more read there for free.
   at::Tensor main = at::conv2d(x_c, weight, {}, stride, padding, dilation).contiguous(fmt);
@@ -222,7 +222,7 @@ template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_impl(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
     const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
     double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
@@ -230,8 +230,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
   check_conv_params(stride, padding, dilation);
   check_grad_like_out(grad, out, x);
   TORCH_CHECK(out.size(1) == weight.size(0), "out: expected ", weight.size(0), " channels, got shape ", out.sizes());
-  SetLayout layout = make_set_layout(x.size(0), groups, "x");
-  check_x_mean(x, x_mean, groups);
+  SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
+  check_x_mean(x, x_mean, num_sets);
   const at::MemoryFormat fmt = x.suggest_memory_format();
   const at::Tensor x_c = x.contiguous(fmt);
   const at::Tensor grad_c = grad.contiguous(fmt);
@@ -240,7 +240,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
   const bool need_b = output_mask[3] && has_bias;
 
   at::Tensor dz = at::empty_like(out_c, out_c.options().memory_format(fmt));
-  at::Tensor dzs = at::empty({groups, out.size(1), out.size(2), out.size(3)}, out.options().memory_format(fmt));
+  at::Tensor dzs = at::empty({num_sets, out.size(1), out.size(2), out.size(3)}, out.options().memory_format(fmt));
   layout.inner = out_c.numel() / layout.batch;
   if (out_c.numel() > 0) Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
   else dzs.zero_();
@@ -291,15 +291,15 @@ template <typename Backend>
 std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Tensor& x, const at::Tensor& weight,
                                                                    const at::Tensor& weight_gamma,
                                                                    const c10::optional<at::Tensor>& bias,
-                                                                   int64_t groups, c10::string_view activation,
+                                                                   int64_t num_sets, c10::string_view activation,
                                                                    double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
   check_linear_input(x);
   check_layer_params(x, weight, weight_gamma, bias, 2, "(out_features, in_features)");
-  SetLayout layout = make_set_layout(x.size(0), groups, "x");
+  SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
   const at::Tensor x_c = x.contiguous();
   layout.inner = x.size(1);
-  at::Tensor xm = at::empty({groups, x.size(1)}, x.options());
+  at::Tensor xm = at::empty({num_sets, x.size(1)}, x.options());
   if (xm.numel() > 0) Backend::set_mean(x_c, xm, layout);
   if constexpr (Backend::kFusedSmallLinear) {
     if (use_small_linear<Backend>(x)) {
@@ -325,22 +325,22 @@ std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_impl(const at::Ten
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_impl(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t groups,
+    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t num_sets,
     c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
   check_linear_input(x);
   check_layer_params(x, weight, weight_gamma, c10::nullopt, 2, "(out_features, in_features)");
   check_grad_like_out(grad, out, x);
   TORCH_CHECK(out.size(1) == weight.size(0), "out: expected ", weight.size(0), " features, got shape ", out.sizes());
-  SetLayout layout = make_set_layout(x.size(0), groups, "x");
-  check_x_mean(x, x_mean, groups);
+  SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
+  check_x_mean(x, x_mean, num_sets);
   const at::Tensor x_c = x.contiguous();
   const at::Tensor grad_c = grad.contiguous();
   const at::Tensor out_c = out.contiguous();
   const bool need_x = output_mask[0], need_w = output_mask[1], need_g = output_mask[2];
   const bool need_b = output_mask[3] && has_bias;
 
-  at::Tensor dzs = at::empty({groups, out.size(1)}, out.options());
+  at::Tensor dzs = at::empty({num_sets, out.size(1)}, out.options());
   at::Tensor grad_x, grad_w;
   bool fused_small = false;
   if constexpr (Backend::kFusedSmallLinear) {

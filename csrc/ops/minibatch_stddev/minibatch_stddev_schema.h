@@ -10,6 +10,6 @@ inline constexpr const char* kMinibatchStddevSchema =
     "minibatch_stddev(Tensor x, int group_size=4, int num_channels=1) -> Tensor";
 // dL/dx from dL/d(output) (N, C + num_channels, *spatial).
 inline constexpr const char* kMinibatchStddevBackwardSchema =
-    "minibatch_stddev_backward(Tensor grad, Tensor x, int group_size, int num_channels) -> Tensor";
+    "_minibatch_stddev_backward(Tensor grad, Tensor x, int group_size, int num_channels) -> Tensor";
 
 }  // namespace batchgan

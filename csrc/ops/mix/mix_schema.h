@@ -10,6 +10,6 @@ inline constexpr const char* kMixSchema =
     "mix(Tensor real, Tensor fake, Tensor beta, bool complement=False) -> Tensor";
 // Gradients of real and fake: each output gradient routed back to the one sample it came from.
 inline constexpr const char* kMixBackwardSchema =
-    "mix_backward(Tensor grad, Tensor beta, bool complement) -> (Tensor, Tensor)";
+    "_mix_backward(Tensor grad, Tensor beta, bool complement) -> (Tensor, Tensor)";
 
 }  // namespace batchgan

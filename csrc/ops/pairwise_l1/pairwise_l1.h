@@ -13,12 +13,12 @@ struct PairwiseL1Inputs {
   at::Tensor m;       // (N, B, C), contiguous, input dtype
   at::Tensor labels;  // (N,) int32, contiguous: population of each sample (all 0 without split)
   at::Tensor scale;   // (N, P) acc dtype: weight of row i's population-p sum (1, or 1/count with mean)
-  int64_t n = 0, b = 0, c = 0, groups = 1, set_size = 0, populations = 1;
+  int64_t n = 0, b = 0, c = 0, num_sets = 1, set_size = 0, populations = 1;
   bool exclude_self = true, mean = false, has_split = false;
   at::ScalarType acc_type = at::kFloat;  // float32, or float64 for float64 inputs
 };
 
-inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                             const std::optional<at::Tensor>& split, int64_t num_populations) {
   check_float_tensor(M, "M");
   TORCH_CHECK(M.dim() == 3, "M: expected a 3-d tensor (N, B, C) (samples, kernels, kernel dims), got shape ",
@@ -28,16 +28,16 @@ inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t groups,
   in.b = M.size(1);
   in.c = M.size(2);
   TORCH_CHECK(in.n > 0, "M: expected a non-empty batch, got N = 0 samples");
-  TORCH_CHECK(groups >= 1, "groups: expected a positive number of groups, got ", groups);
-  TORCH_CHECK(in.n % groups == 0, "groups: the batch of ", in.n, " samples does not split into ", groups,
-              " equal groups");
+  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
+  TORCH_CHECK(in.n % num_sets == 0, "num_sets: the batch of ", in.n, " samples does not split into ", num_sets,
+              " equal sets");
   in.has_split = split.has_value() && split->defined();
   TORCH_CHECK(num_populations >= 1 && num_populations <= kPairwiseMaxPopulations,
               "num_populations: expected a value in [1, ", kPairwiseMaxPopulations, "], got ", num_populations);
   TORCH_CHECK(in.has_split || num_populations == 1,
               "num_populations: expected 1 when split is None (one population), got ", num_populations);
-  in.groups = groups;
-  in.set_size = in.n / groups;
+  in.num_sets = num_sets;
+  in.set_size = in.n / num_sets;
   in.populations = num_populations;
   in.exclude_self = exclude_self;
   in.mean = mean;
@@ -67,8 +67,8 @@ inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t groups,
   // when exclude_self). Mean divides by it; an empty population (e.g. a set of one sample
   // with exclude_self) has sum 0 and mean defined as 0.
   const at::Tensor onehot = at::one_hot(labels, num_populations).to(in.acc_type);           // (N, P)
-  at::Tensor count = onehot.view({groups, in.set_size, num_populations}).sum(1, true);       // (G, 1, P)
-  count = count.expand({groups, in.set_size, num_populations}).reshape({in.n, num_populations});
+  at::Tensor count = onehot.view({num_sets, in.set_size, num_populations}).sum(1, true);       // (G, 1, P)
+  count = count.expand({num_sets, in.set_size, num_populations}).reshape({in.n, num_populations});
   if (exclude_self) count = count - onehot;
   if (mean) {
     in.scale = at::where(count > 0, count.reciprocal(), at::zeros_like(count)).contiguous();

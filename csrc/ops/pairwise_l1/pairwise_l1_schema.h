@@ -8,11 +8,11 @@ namespace batchgan {
 // o[i, b] = sum_j exp(-||M[i,b,:] - M[j,b,:]||_1) over the j of i's set (the paper's o(x_i)_b).
 // Output (N, B) without split, (N, num_populations, B) with per-sample population labels.
 inline constexpr const char* kPairwiseL1Schema =
-    "pairwise_l1_features(Tensor M, int groups=1, bool exclude_self=True, bool mean=False, Tensor? split=None, "
+    "pairwise_l1_features(Tensor M, int num_sets=1, bool exclude_self=True, bool mean=False, Tensor? split=None, "
     "int num_populations=1) -> Tensor";
 // dL/dM (N, B, C) from dL/do, recomputing the pairwise terms (nothing N x N is saved).
 inline constexpr const char* kPairwiseL1BackwardSchema =
-    "pairwise_l1_features_backward(Tensor grad, Tensor M, int groups, bool exclude_self, bool mean, Tensor? split, "
+    "_pairwise_l1_features_backward(Tensor grad, Tensor M, int num_sets, bool exclude_self, bool mean, Tensor? split, "
     "int num_populations) -> Tensor";
 
 }  // namespace batchgan

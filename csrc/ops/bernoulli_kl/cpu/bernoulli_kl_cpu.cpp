@@ -1,4 +1,4 @@
-// CPU kernels of `bernoulli_kl_loss`: groups in parallel, samples of a group in order.
+// CPU kernels of `bernoulli_kl_loss`: num_sets in parallel, samples of a set in order.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -13,13 +13,13 @@ namespace {
 // Samples of work below which a task is not worth a thread.
 constexpr int64_t kKLGrainSamples = 4096;
 
-int64_t group_grain(int64_t group_size) { return std::max<int64_t>(1, kKLGrainSamples / group_size); }
+int64_t set_grain(int64_t set_size) { return std::max<int64_t>(1, kKLGrainSamples / set_size); }
 
 at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
-                                 int64_t groups, c10::string_view reduction) {
+                                 int64_t num_sets, c10::string_view reduction) {
   check_device_type(logits, "logits", c10::DeviceType::CPU);
-  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction, /*check_target_range=*/false);
-  at::Tensor group_total = at::empty({in.groups}, logits.options().dtype(in.acc_type));
+  const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction, /*check_target_range=*/false);
+  at::Tensor set_total = at::empty({in.num_sets}, logits.options().dtype(in.acc_type));
   at::Tensor result;
   std::atomic<bool> target_in_range{true};
   const bool per_sample_out = in.mode == KLMode::kMbgan && in.reduction == Reduction::kNone;
@@ -28,10 +28,10 @@ at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& tar
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* l = in.logits.const_data_ptr<scalar_t>();
     const acc_t* u = in.target.const_data_ptr<acc_t>();
-    acc_t* totals = group_total.mutable_data_ptr<acc_t>();
+    acc_t* totals = set_total.mutable_data_ptr<acc_t>();
     scalar_t* per = per_sample_out ? per_sample.mutable_data_ptr<scalar_t>() : nullptr;
-    const int64_t n = in.group_size;
-    at::parallel_for(0, in.groups, group_grain(n), [&](int64_t begin, int64_t end) {
+    const int64_t n = in.set_size;
+    at::parallel_for(0, in.num_sets, set_grain(n), [&](int64_t begin, int64_t end) {
       for (int64_t g = begin; g < end; ++g) {
         if (!kl_target_in_range(u[g])) target_in_range = false;
         acc_t acc = 0;
@@ -45,33 +45,33 @@ at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& tar
             acc += kl;
           }
         }
-        totals[g] = bernoulli_kl_group_total(in.mode, acc, n, u[g]);
+        totals[g] = bernoulli_kl_set_total(in.mode, acc, n, u[g]);
       }
     });
     kl_check_target_range(target_in_range);
     if (in.reduction != Reduction::kNone) {
       // The scalar directly, without further ATen reductions (this op runs every step).
       acc_t total = 0;
-      for (int64_t g = 0; g < in.groups; ++g) total += totals[g];
+      for (int64_t g = 0; g < in.num_sets; ++g) total += totals[g];
       if (in.reduction == Reduction::kMean) {
-        total /= static_cast<acc_t>(in.mode == KLMode::kBgan ? in.groups : in.batch);
+        total /= static_cast<acc_t>(in.mode == KLMode::kBgan ? in.num_sets : in.batch);
       }
       result = at::scalar_tensor(static_cast<double>(total), logits.options());
     }
   });
-  return result.defined() ? result : kl_finish_forward(in, group_total, per_sample, logits.scalar_type());
+  return result.defined() ? result : kl_finish_forward(in, set_total, per_sample, logits.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& logits,
                                                                   const at::Tensor& target, c10::string_view mode,
-                                                                  int64_t groups, c10::string_view reduction) {
+                                                                  int64_t num_sets, c10::string_view reduction) {
   check_device_type(logits, "logits", c10::DeviceType::CPU);
-  const KLInputs in = kl_prepare(logits, target, mode, groups, reduction, /*check_target_range=*/false);
+  const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction, /*check_target_range=*/false);
   std::atomic<bool> target_in_range{true};
   const KLGradAccess access = kl_check_grad(in, grad);
   const at::Tensor grad_c = grad.reshape({-1}).to(in.acc_type).contiguous();
   at::Tensor grad_logits = at::empty({in.batch}, logits.options());
-  at::Tensor grad_target = at::empty({in.groups}, logits.options().dtype(in.acc_type));
+  at::Tensor grad_target = at::empty({in.num_sets}, logits.options().dtype(in.acc_type));
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(), "bernoulli_kl_loss_backward_cpu", [&] {
         using acc_t = at::opmath_type<scalar_t>;
@@ -80,9 +80,9 @@ std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tens
         const acc_t* go = grad_c.const_data_ptr<acc_t>();
         scalar_t* gl = grad_logits.mutable_data_ptr<scalar_t>();
         acc_t* gt = grad_target.mutable_data_ptr<acc_t>();
-        const int64_t n = in.group_size;
+        const int64_t n = in.set_size;
         const acc_t scale = static_cast<acc_t>(access.scale);
-        at::parallel_for(0, in.groups, group_grain(n), [&](int64_t begin, int64_t end) {
+        at::parallel_for(0, in.num_sets, set_grain(n), [&](int64_t begin, int64_t end) {
           for (int64_t g = begin; g < end; ++g) {
             if (!kl_target_in_range(u[g])) target_in_range = false;
             if (in.mode == KLMode::kBgan) {
@@ -114,7 +114,7 @@ std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tens
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
   m.impl("bernoulli_kl_loss", &bernoulli_kl_loss_cpu);
-  m.impl("bernoulli_kl_loss_backward", &bernoulli_kl_loss_backward_cpu);
+  m.impl("_bernoulli_kl_loss_backward", &bernoulli_kl_loss_backward_cpu);
 }
 
 }  // namespace batchgan

@@ -9,17 +9,17 @@ namespace batchgan {
 namespace {
 
 at::Tensor bernoulli_kl_loss_emulated(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
-                                      int64_t groups, c10::string_view reduction) {
+                                      int64_t num_sets, c10::string_view reduction) {
   check_device_type(logits, "logits", c10::DeviceType::CPU);
-  return cuda::bernoulli_kl_loss_device(logits, target, mode, groups, reduction);
+  return cuda::bernoulli_kl_loss_device(logits, target, mode, num_sets, reduction);
 }
 
 std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_emulated(const at::Tensor& grad,
                                                                        const at::Tensor& logits,
                                                                        const at::Tensor& target, c10::string_view mode,
-                                                                       int64_t groups, c10::string_view reduction) {
+                                                                       int64_t num_sets, c10::string_view reduction) {
   check_device_type(logits, "logits", c10::DeviceType::CPU);
-  return cuda::bernoulli_kl_loss_backward_device(grad, logits, target, mode, groups, reduction);
+  return cuda::bernoulli_kl_loss_backward_device(grad, logits, target, mode, num_sets, reduction);
 }
 
 }  // namespace

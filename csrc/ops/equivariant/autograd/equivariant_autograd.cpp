@@ -33,56 +33,56 @@ using OutAndMean = std::tuple<at::Tensor, at::Tensor>;
 
 OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                          const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
                                          c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::equivariant_conv2d_forward", "")
+                       .findSchemaOrThrow("batchgan::_equivariant_conv2d_forward", "")
                        .typed<decltype(equivariant_conv2d_forward_op)>();
-  return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, groups, activation, negative_slope);
+  return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets, activation, negative_slope);
 }
 
 Grads4 equivariant_conv2d_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
                                       const at::Tensor& x_mean, const at::Tensor& weight,
                                       const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
                                       c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::equivariant_conv2d_backward", "")
+                       .findSchemaOrThrow("batchgan::_equivariant_conv2d_backward", "")
                        .typed<decltype(equivariant_conv2d_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, groups, activation,
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, num_sets, activation,
                  negative_slope, output_mask);
 }
 
 OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                         const c10::optional<at::Tensor>& bias, int64_t groups,
+                                         const c10::optional<at::Tensor>& bias, int64_t num_sets,
                                          c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::equivariant_linear_forward", "")
+                       .findSchemaOrThrow("batchgan::_equivariant_linear_forward", "")
                        .typed<decltype(equivariant_linear_forward_op)>();
-  return op.call(x, weight, weight_gamma, bias, groups, activation, negative_slope);
+  return op.call(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
 }
 
 Grads4 equivariant_linear_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
                                       const at::Tensor& x_mean, const at::Tensor& weight,
-                                      const at::Tensor& weight_gamma, bool has_bias, int64_t groups,
+                                      const at::Tensor& weight_gamma, bool has_bias, int64_t num_sets,
                                       c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::equivariant_linear_backward", "")
+                       .findSchemaOrThrow("batchgan::_equivariant_linear_backward", "")
                        .typed<decltype(equivariant_linear_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups, activation, negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation, negative_slope, output_mask);
 }
 
-at::Tensor set_mean_op(const at::Tensor& x, int64_t groups) {
+at::Tensor set_mean_op(const at::Tensor& x, int64_t num_sets) {
   static auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("batchgan::set_mean", "").typed<decltype(set_mean_op)>();
-  return op.call(x, groups);
+  return op.call(x, num_sets);
 }
 
 at::Tensor set_mean_backward_op(const at::Tensor& grad, int64_t batch) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::set_mean_backward", "")
+                       .findSchemaOrThrow("batchgan::_set_mean_backward", "")
                        .typed<decltype(set_mean_backward_op)>();
   return op.call(grad, batch);
 }
@@ -120,9 +120,9 @@ at::Tensor activation_backward_differentiable(const at::Tensor& grad, const at::
 }
 
 // Per-set sums dzs (G, ...) of dz and the set means of x, recorded in the graph.
-std::pair<at::Tensor, at::Tensor> set_sums_and_means(const at::Tensor& dz, const at::Tensor& x, int64_t groups) {
-  const int64_t set_size = x.size(0) / groups;
-  return {set_mean_op(dz, groups) * static_cast<double>(set_size), set_mean_op(x, groups)};
+std::pair<at::Tensor, at::Tensor> set_sums_and_means(const at::Tensor& dz, const at::Tensor& x, int64_t num_sets) {
+  const int64_t set_size = x.size(0) / num_sets;
+  return {set_mean_op(dz, num_sets) * static_cast<double>(set_size), set_mean_op(x, num_sets)};
 }
 
 // output_mask from needs_input_grad; edges exist only for x, weight, weight_gamma and a
@@ -147,16 +147,16 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
-                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
                                                        activation, negative_slope);
     save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
-    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["num_sets"] = num_sets;
     ctx->saved_data["activation"] = std::string(activation);
     ctx->saved_data["negative_slope"] = negative_slope;
     return out;
@@ -172,7 +172,7 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
     const Grads4 result = equivariant_conv2d_backward_op(
         grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
         ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
-        ctx->saved_data["groups"].toInt(), ctx->saved_data["activation"].toStringRef(),
+        ctx->saved_data["num_sets"].toInt(), ctx->saved_data["activation"].toStringRef(),
         ctx->saved_data["negative_slope"].toDouble(), mask);
     return layer_grads(result, mask, 6);
   }
@@ -187,7 +187,7 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
     const std::vector<int64_t> dilation = ctx->saved_data["dilation"].toIntVector();
     const at::Tensor dz = activation_backward_differentiable(grad, out, ctx->saved_data["activation"].toStringRef(),
                                                              ctx->saved_data["negative_slope"].toDouble());
-    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["groups"].toInt());
+    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["num_sets"].toInt());
     auto [grad_x, grad_w, unused_b] = at::convolution_backward(dz, x, weight, c10::nullopt, stride, padding, dilation,
                                                                false, {0, 0}, 1, {mask[0], mask[1], false});
     auto [grad_xm, grad_g, unused_bg] = at::convolution_backward(
@@ -203,13 +203,13 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
 class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLinearFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias, int64_t groups,
+                            const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias, int64_t num_sets,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [out, x_mean] =
-        equivariant_linear_forward_op(x, weight, weight_gamma, bias, groups, activation, negative_slope);
+        equivariant_linear_forward_op(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
     save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
-    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["num_sets"] = num_sets;
     ctx->saved_data["activation"] = std::string(activation);
     ctx->saved_data["negative_slope"] = negative_slope;
     return out;
@@ -223,7 +223,7 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
       return layer_grads(differentiable_backward(ctx, grads[0], saved, mask), mask, 3);
     }
     const Grads4 result = equivariant_linear_backward_op(
-        grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["groups"].toInt(),
+        grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["num_sets"].toInt(),
         ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
     return layer_grads(result, mask, 3);
   }
@@ -235,7 +235,7 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
     const at::Tensor &out = saved[0], &x = saved[1], &weight = saved[3], &weight_gamma = saved[4];
     const at::Tensor dz = activation_backward_differentiable(grad, out, ctx->saved_data["activation"].toStringRef(),
                                                              ctx->saved_data["negative_slope"].toDouble());
-    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["groups"].toInt());
+    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["num_sets"].toInt());
     at::Tensor grad_x, grad_w, grad_g, grad_b;
     if (mask[0]) grad_x = at::mm(dz, weight) + set_mean_backward_op(at::mm(dzs, weight_gamma), x.size(0));
     if (mask[1]) grad_w = at::mm(dz.t(), x);
@@ -249,9 +249,9 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
 
 class SetMeanFunction : public torch::autograd::Function<SetMeanFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t groups) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t num_sets) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    at::Tensor out = set_mean_op(x, groups);  // checks x first (a 0-d x has no batch size)
+    at::Tensor out = set_mean_op(x, num_sets);  // checks x first (a 0-d x has no batch size)
     // sym_size: no error if traced with symbolic shapes (the backward op takes a plain int).
     ctx->saved_data["batch"] = x.sym_size(0);
     return out;
@@ -270,13 +270,13 @@ class SetMeanBackwardFunction : public torch::autograd::Function<SetMeanBackward
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad, int64_t batch) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor out = set_mean_backward_op(grad, batch);
-    ctx->saved_data["groups"] = grad.sym_size(0);
+    ctx->saved_data["num_sets"] = grad.sym_size(0);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const int64_t groups = ctx->saved_data["groups"].toSymInt().guard_int(__FILE__, __LINE__);
-    return {set_mean_op(grads[0], groups), at::Tensor()};
+    const int64_t num_sets = ctx->saved_data["num_sets"].toSymInt().guard_int(__FILE__, __LINE__);
+    return {set_mean_op(grads[0], num_sets), at::Tensor()};
   }
 };
 
@@ -284,19 +284,19 @@ class SetMeanBackwardFunction : public torch::autograd::Function<SetMeanBackward
 
 at::Tensor equivariant_conv2d_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                        const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
                                        c10::string_view activation, double negative_slope) {
-  return EquivariantConv2dFunction::apply(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+  return EquivariantConv2dFunction::apply(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
                                           activation, negative_slope);
 }
 
 at::Tensor equivariant_linear_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                       const c10::optional<at::Tensor>& bias, int64_t groups,
+                                       const c10::optional<at::Tensor>& bias, int64_t num_sets,
                                        c10::string_view activation, double negative_slope) {
-  return EquivariantLinearFunction::apply(x, weight, weight_gamma, bias, groups, activation, negative_slope);
+  return EquivariantLinearFunction::apply(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
 }
 
-at::Tensor set_mean_autograd(const at::Tensor& x, int64_t groups) { return SetMeanFunction::apply(x, groups); }
+at::Tensor set_mean_autograd(const at::Tensor& x, int64_t num_sets) { return SetMeanFunction::apply(x, num_sets); }
 
 at::Tensor set_mean_backward_autograd(const at::Tensor& grad, int64_t batch) {
   return SetMeanBackwardFunction::apply(grad, batch);
@@ -308,7 +308,7 @@ TORCH_LIBRARY_IMPL(batchgan, Autograd, m) {
   m.impl("equivariant_conv2d", &equivariant_conv2d_autograd);
   m.impl("equivariant_linear", &equivariant_linear_autograd);
   m.impl("set_mean", &set_mean_autograd);
-  m.impl("set_mean_backward", &set_mean_backward_autograd);
+  m.impl("_set_mean_backward", &set_mean_backward_autograd);
 }
 
 }  // namespace batchgan

@@ -45,12 +45,12 @@ void dispatch_activation(Activation act, const F& f) {
 template <typename acc_t, typename F>
 void for_set_chunks(const SetLayout& l, const F& f) {
   const int64_t threads = at::get_num_threads();
-  const int64_t chunks_per_set = std::max<int64_t>(1, (threads + l.groups - 1) / l.groups);
+  const int64_t chunks_per_set = std::max<int64_t>(1, (threads + l.num_sets - 1) / l.num_sets);
   const int64_t chunk = std::clamp<int64_t>((l.inner + chunks_per_set - 1) / chunks_per_set, kMinReduceChunk,
                                             kMaxReduceChunk);
   const int64_t chunks = (l.inner + chunk - 1) / chunk;
   const int64_t per_item = std::min(l.inner, chunk) * l.set_size;
-  at::parallel_for(0, l.groups * chunks, grain_for(per_item), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, l.num_sets * chunks, grain_for(per_item), [&](int64_t begin, int64_t end) {
     std::vector<acc_t> acc(std::min(l.inner, chunk));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t g = item / chunks;
@@ -207,7 +207,7 @@ struct CpuKernels {
       const at::ScalarType acc_type = at::toOpMathType(x.scalar_type());
       const at::Tensor wt = weight.t().to(acc_type).contiguous();
       const at::Tensor xa = x.to(acc_type).contiguous();
-      at::Tensor dzs_acc = at::zeros({l.groups, outs}, x.options().dtype(acc_type));
+      at::Tensor dzs_acc = at::zeros({l.num_sets, outs}, x.options().dtype(acc_type));
       at::Tensor gwt = at::zeros({features, outs}, x.options().dtype(acc_type));
       at::Tensor gx_parts = at::zeros({threads, batch, features}, x.options().dtype(acc_type));
       const acc_t* wp = wt.const_data_ptr<acc_t>();
@@ -333,63 +333,63 @@ struct CpuKernels {
 
 at::Tensor equivariant_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                   const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
                                   c10::string_view activation, double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   return std::get<0>(equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding,
-                                                                 dilation, groups, activation, negative_slope));
+                                                                 dilation, num_sets, activation, negative_slope));
 }
 
 std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
                                                                   const at::Tensor& weight_gamma,
                                                                   const c10::optional<at::Tensor>& bias,
                                                                   at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                  at::IntArrayRef dilation, int64_t groups,
+                                                                  at::IntArrayRef dilation, int64_t num_sets,
                                                                   c10::string_view activation, double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+  return equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
                                                      activation, negative_slope);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_cpu(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
     const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
     double negative_slope, std::array<bool, 4> output_mask) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   return equivariant_conv2d_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride,
-                                                      padding, dilation, groups, activation, negative_slope,
+                                                      padding, dilation, num_sets, activation, negative_slope,
                                                       output_mask);
 }
 
 at::Tensor equivariant_linear_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, int64_t groups, c10::string_view activation,
+                                  const c10::optional<at::Tensor>& bias, int64_t num_sets, c10::string_view activation,
                                   double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
   return std::get<0>(
-      equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, groups, activation, negative_slope));
+      equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, num_sets, activation, negative_slope));
 }
 
 std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
                                                                   const at::Tensor& weight_gamma,
-                                                                  const c10::optional<at::Tensor>& bias, int64_t groups,
+                                                                  const c10::optional<at::Tensor>& bias, int64_t num_sets,
                                                                   c10::string_view activation, double negative_slope) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, groups, activation, negative_slope);
+  return equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_cpu(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t groups,
+    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t num_sets,
     c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_linear_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, groups,
+  return equivariant_linear_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets,
                                                       activation, negative_slope, output_mask);
 }
 
-at::Tensor set_mean_cpu(const at::Tensor& x, int64_t groups) {
+at::Tensor set_mean_cpu(const at::Tensor& x, int64_t num_sets) {
   check_device_type(x, "x", c10::DeviceType::CPU);
-  return set_mean_impl<CpuKernels>(x, groups);
+  return set_mean_impl<CpuKernels>(x, num_sets);
 }
 
 at::Tensor set_mean_backward_cpu(const at::Tensor& grad, int64_t batch) {
@@ -401,13 +401,13 @@ at::Tensor set_mean_backward_cpu(const at::Tensor& grad, int64_t batch) {
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
   m.impl("equivariant_conv2d", &equivariant_conv2d_cpu);
-  m.impl("equivariant_conv2d_forward", &equivariant_conv2d_forward_cpu);
-  m.impl("equivariant_conv2d_backward", &equivariant_conv2d_backward_cpu);
+  m.impl("_equivariant_conv2d_forward", &equivariant_conv2d_forward_cpu);
+  m.impl("_equivariant_conv2d_backward", &equivariant_conv2d_backward_cpu);
   m.impl("equivariant_linear", &equivariant_linear_cpu);
-  m.impl("equivariant_linear_forward", &equivariant_linear_forward_cpu);
-  m.impl("equivariant_linear_backward", &equivariant_linear_backward_cpu);
+  m.impl("_equivariant_linear_forward", &equivariant_linear_forward_cpu);
+  m.impl("_equivariant_linear_backward", &equivariant_linear_backward_cpu);
   m.impl("set_mean", &set_mean_cpu);
-  m.impl("set_mean_backward", &set_mean_backward_cpu);
+  m.impl("_set_mean_backward", &set_mean_backward_cpu);
 }
 
 }  // namespace batchgan

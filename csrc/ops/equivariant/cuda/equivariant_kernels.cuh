@@ -89,7 +89,7 @@ struct DeviceKernels {
   static constexpr bool kFusedSmallLinear = false;
 
   static void set_mean(const at::Tensor& x, at::Tensor& out, const SetLayout& l) {
-    const int64_t total = l.groups * l.inner;
+    const int64_t total = l.num_sets * l.inner;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "set_mean_cuda", [&] {
       using acc_t = at::opmath_type<scalar_t>;
       BATCHGAN_LAUNCH_KERNEL((set_mean_kernel<scalar_t, acc_t>), elementwise_launch_config(total),
@@ -112,7 +112,7 @@ struct DeviceKernels {
 
   static void epilogue_backward(const at::Tensor& grad, const at::Tensor& out, at::Tensor& dz, at::Tensor& dzs,
                                 const SetLayout& l, Activation act, double slope) {
-    const int64_t total = l.groups * l.inner;
+    const int64_t total = l.num_sets * l.inner;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "equivariant_epilogue_bwd_cuda", [&] {
       using acc_t = at::opmath_type<scalar_t>;
       BATCHGAN_LAUNCH_KERNEL((epilogue_backward_kernel<scalar_t, acc_t>), elementwise_launch_config(total),

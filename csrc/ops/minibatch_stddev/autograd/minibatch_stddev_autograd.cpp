@@ -25,7 +25,7 @@ at::Tensor minibatch_stddev_op(const at::Tensor& x, int64_t group_size, int64_t 
 at::Tensor minibatch_stddev_backward_op(const at::Tensor& grad, const at::Tensor& x, int64_t group_size,
                                         int64_t num_channels) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::minibatch_stddev_backward", "")
+                       .findSchemaOrThrow("batchgan::_minibatch_stddev_backward", "")
                        .typed<decltype(minibatch_stddev_backward_op)>();
   return op.call(grad, x, group_size, num_channels);
 }

@@ -185,7 +185,7 @@ at::Tensor minibatch_stddev_backward_cpu(const at::Tensor& grad, const at::Tenso
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
   m.impl("minibatch_stddev", &minibatch_stddev_cpu);
-  m.impl("minibatch_stddev_backward", &minibatch_stddev_backward_cpu);
+  m.impl("_minibatch_stddev_backward", &minibatch_stddev_backward_cpu);
 }
 
 }  // namespace batchgan

@@ -24,7 +24,7 @@ at::Tensor minibatch_stddev_backward_cuda(const at::Tensor& grad, const at::Tens
 
 TORCH_LIBRARY_IMPL(batchgan, CUDA, m) {
   m.impl("minibatch_stddev", &minibatch_stddev_cuda);
-  m.impl("minibatch_stddev_backward", &minibatch_stddev_backward_cuda);
+  m.impl("_minibatch_stddev_backward", &minibatch_stddev_backward_cuda);
 }
 
 }  // namespace batchgan

@@ -95,7 +95,7 @@ inline at::Tensor minibatch_stddev_device(const at::Tensor& x, int64_t group_siz
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "minibatch_stddev_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     BATCHGAN_LAUNCH_KERNEL((minibatch_stddev_forward_kernel<scalar_t, acc_t>),
-                           per_group_launch_config(in.num_groups * in.blocks), in.x.const_data_ptr<scalar_t>(),
+                           block_per_item_launch_config(in.num_groups * in.blocks), in.x.const_data_ptr<scalar_t>(),
                            out.mutable_data_ptr<scalar_t>(), in.group, in.num_groups, in.channels, in.blocks,
                            in.block_channels, in.positions);
   });
@@ -111,7 +111,7 @@ inline at::Tensor minibatch_stddev_backward_device(const at::Tensor& grad, const
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "minibatch_stddev_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     BATCHGAN_LAUNCH_KERNEL((minibatch_stddev_backward_kernel<scalar_t, acc_t>),
-                           per_group_launch_config(in.num_groups * in.blocks), g.const_data_ptr<scalar_t>(),
+                           block_per_item_launch_config(in.num_groups * in.blocks), g.const_data_ptr<scalar_t>(),
                            in.x.const_data_ptr<scalar_t>(), grad_x.mutable_data_ptr<scalar_t>(), in.group,
                            in.num_groups, in.channels, in.blocks, in.block_channels, in.positions);
   });

@@ -17,7 +17,7 @@ at::Tensor mix_op(const at::Tensor& real, const at::Tensor& fake, const at::Tens
 
 std::tuple<at::Tensor, at::Tensor> mix_backward_op(const at::Tensor& grad, const at::Tensor& beta, bool complement) {
   static auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("batchgan::mix_backward", "").typed<decltype(mix_backward_op)>();
+      c10::Dispatcher::singleton().findSchemaOrThrow("batchgan::_mix_backward", "").typed<decltype(mix_backward_op)>();
   return op.call(grad, beta, complement);
 }
 
@@ -80,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_autograd(const at::Tensor& grad,
 
 TORCH_LIBRARY_IMPL(batchgan, Autograd, m) {
   m.impl("mix", &mix_autograd);
-  m.impl("mix_backward", &mix_backward_autograd);
+  m.impl("_mix_backward", &mix_backward_autograd);
 }
 
 }  // namespace batchgan

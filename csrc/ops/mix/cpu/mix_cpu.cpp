@@ -55,7 +55,7 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, cons
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
   m.impl("mix", &mix_cpu);
-  m.impl("mix_backward", &mix_backward_cpu);
+  m.impl("_mix_backward", &mix_backward_cpu);
 }
 
 }  // namespace batchgan

@@ -23,7 +23,7 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_cuda(const at::Tensor& grad, con
 
 TORCH_LIBRARY_IMPL(batchgan, CUDA, m) {
   m.impl("mix", &mix_cuda);
-  m.impl("mix_backward", &mix_backward_cuda);
+  m.impl("_mix_backward", &mix_backward_cuda);
 }
 
 }  // namespace batchgan

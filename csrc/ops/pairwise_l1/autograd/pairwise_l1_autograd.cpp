@@ -9,37 +9,37 @@
 namespace batchgan {
 namespace {
 
-at::Tensor pairwise_l1_features_op(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+at::Tensor pairwise_l1_features_op(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                    const std::optional<at::Tensor>& split, int64_t num_populations) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::pairwise_l1_features", "")
                        .typed<decltype(pairwise_l1_features_op)>();
-  return op.call(M, groups, exclude_self, mean, split, num_populations);
+  return op.call(M, num_sets, exclude_self, mean, split, num_populations);
 }
 
-at::Tensor pairwise_l1_features_backward_op(const at::Tensor& grad, const at::Tensor& M, int64_t groups,
+at::Tensor pairwise_l1_features_backward_op(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
                                             bool exclude_self, bool mean, const std::optional<at::Tensor>& split,
                                             int64_t num_populations) {
   static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("batchgan::pairwise_l1_features_backward", "")
+                       .findSchemaOrThrow("batchgan::_pairwise_l1_features_backward", "")
                        .typed<decltype(pairwise_l1_features_backward_op)>();
-  return op.call(grad, M, groups, exclude_self, mean, split, num_populations);
+  return op.call(grad, M, num_sets, exclude_self, mean, split, num_populations);
 }
 
 class PairwiseL1FeaturesFunction : public torch::autograd::Function<PairwiseL1FeaturesFunction> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& M, int64_t groups,
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& M, int64_t num_sets,
                             bool exclude_self, bool mean, const std::optional<at::Tensor>& split,
                             int64_t num_populations) {
     at::AutoDispatchBelowADInplaceOrView guard;
     // Only M (N x B x C) and the labels are saved: the backward recomputes the pairwise terms.
     // An absent split is saved as an undefined tensor.
     ctx->save_for_backward({M, split.has_value() ? *split : at::Tensor()});
-    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["num_sets"] = num_sets;
     ctx->saved_data["exclude_self"] = exclude_self;
     ctx->saved_data["mean"] = mean;
     ctx->saved_data["num_populations"] = num_populations;
-    return pairwise_l1_features_op(M, groups, exclude_self, mean, split, num_populations);
+    return pairwise_l1_features_op(M, num_sets, exclude_self, mean, split, num_populations);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -52,16 +52,16 @@ class PairwiseL1FeaturesFunction : public torch::autograd::Function<PairwiseL1Fe
     const std::optional<at::Tensor> split =
         saved[1].defined() ? std::optional<at::Tensor>(saved[1]) : std::optional<at::Tensor>();
     at::Tensor grad_m = pairwise_l1_features_backward_op(
-        grads[0], saved[0], ctx->saved_data["groups"].toInt(), ctx->saved_data["exclude_self"].toBool(),
+        grads[0], saved[0], ctx->saved_data["num_sets"].toInt(), ctx->saved_data["exclude_self"].toBool(),
         ctx->saved_data["mean"].toBool(), split, ctx->saved_data["num_populations"].toInt());
     // Only M is differentiable; split holds integer labels.
     return {grad_m, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-at::Tensor pairwise_l1_features_autograd(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+at::Tensor pairwise_l1_features_autograd(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                          const std::optional<at::Tensor>& split, int64_t num_populations) {
-  return PairwiseL1FeaturesFunction::apply(M, groups, exclude_self, mean, split, num_populations);
+  return PairwiseL1FeaturesFunction::apply(M, num_sets, exclude_self, mean, split, num_populations);
 }
 
 }  // namespace

@@ -44,10 +44,10 @@ int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 // (G, B, C, n_pad) copy of M (N, B, C) in the accumulation dtype, zero padded over j.
 at::Tensor transpose_to_columns(const PairwiseL1Inputs& in) {
   const int64_t np = padded(in.set_size);
-  at::Tensor cols = at::empty({in.groups, in.b, in.c, np}, in.m.options().dtype(in.acc_type));
+  at::Tensor cols = at::empty({in.num_sets, in.b, in.c, np}, in.m.options().dtype(in.acc_type));
   if (np > in.set_size) cols.narrow(3, in.set_size, np - in.set_size).zero_();
   cols.narrow(3, 0, in.set_size)
-      .copy_(in.m.view({in.groups, in.set_size, in.b, in.c}).permute({0, 2, 3, 1}));
+      .copy_(in.m.view({in.num_sets, in.set_size, in.b, in.c}).permute({0, 2, 3, 1}));
   return cols;
 }
 
@@ -251,17 +251,17 @@ BATCHGAN_ROW_KERNEL void row_gradient_upper(const acc_t* __restrict cols, const 
 }
 
 inline bool use_symmetric(const PairwiseL1Inputs& in) {
-  return in.populations == 1 && in.groups * in.b >= kSymmetricMinSlabs;
+  return in.populations == 1 && in.num_sets * in.b >= kSymmetricMinSlabs;
 }
 
 inline int64_t row_grain(const PairwiseL1Inputs& in) {
   return std::max<int64_t>(1, kPairwiseGrainOps / std::max<int64_t>(1, in.set_size * (in.c + 2)));
 }
 
-at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                     const std::optional<at::Tensor>& split, int64_t num_populations) {
   check_device_type(M, "M", c10::DeviceType::CPU);
-  const PairwiseL1Inputs in = pairwise_l1_prepare(M, groups, exclude_self, mean, split, num_populations);
+  const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   at::Tensor out = at::empty(pairwise_l1_output_shape(in), M.options());
   if (out.numel() == 0) return out;
   const at::Tensor columns = transpose_to_columns(in);
@@ -275,7 +275,7 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool ex
     if (use_symmetric(in)) {
       const acc_t self_term = in.exclude_self ? acc_t(0) : acc_t(1);  // c_b(i, i) = exp(0)
       dispatch_int</*kFallback=*/0, 1, 2, 3, 4, 5, 8, 16>(C, [&]<int kC>() {
-        at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
+        at::parallel_for(0, in.num_sets * B, 1, [&](int64_t begin, int64_t end) {
           std::vector<acc_t> acc(np), valid(np, acc_t(0)), m_row(C);
           std::fill(valid.begin(), valid.begin() + n, acc_t(1));
           for (int64_t gb = begin; gb < end; ++gb) {
@@ -293,7 +293,7 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool ex
       });
       return;
     }
-    at::parallel_for(0, in.groups * B * n, row_grain(in), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, in.num_sets * B * n, row_grain(in), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> terms(P > 1 ? np : 0), weight(np, acc_t(0));
       std::fill(weight.begin(), weight.begin() + n, acc_t(1));
       for (int64_t item = begin; item < end; ++item) {
@@ -321,17 +321,17 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t groups, bool ex
   return out;
 }
 
-at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::Tensor& M, int64_t groups,
+at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
                                              bool exclude_self, bool mean, const std::optional<at::Tensor>& split,
                                              int64_t num_populations) {
   check_device_type(M, "M", c10::DeviceType::CPU);
-  const PairwiseL1Inputs in = pairwise_l1_prepare(M, groups, exclude_self, mean, split, num_populations);
+  const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
   // h[i, p, b] = grad * scale, as (G, B, P, n_pad) so that h[., label(i), b] is contiguous over j.
   const at::Tensor h_rows = pairwise_l1_scaled_grad(in, grad);
-  at::Tensor h = at::empty({in.groups, B, P, np}, h_rows.options());
+  at::Tensor h = at::empty({in.num_sets, B, P, np}, h_rows.options());
   if (np > n) h.narrow(3, n, np - n).zero_();
-  h.narrow(3, 0, n).copy_(h_rows.view({in.groups, n, P, B}).permute({0, 3, 2, 1}));
+  h.narrow(3, 0, n).copy_(h_rows.view({in.num_sets, n, P, B}).permute({0, 3, 2, 1}));
   at::Tensor grad_m = at::empty({in.n, B, C}, M.options());
   if (grad_m.numel() == 0) return grad_m;
   const at::Tensor columns = transpose_to_columns(in);
@@ -345,7 +345,7 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
       // One population: coef_ij = c_b(i, j) (h_i + h_j) is symmetric, each pair's term goes
       // to row i with a minus sign and to row j with a plus sign.
       dispatch_int</*kFallback=*/0, 1, 2, 3, 4, 5, 8, 16>(C, [&]<int kC>() {
-        at::parallel_for(0, in.groups * B, 1, [&](int64_t begin, int64_t end) {
+        at::parallel_for(0, in.num_sets * B, 1, [&](int64_t begin, int64_t end) {
           std::vector<acc_t> acc(C * np), lanes(C * kLanes), valid(np, acc_t(0)), m_row(C), row_grad(C);
           std::fill(valid.begin(), valid.begin() + n, acc_t(1));
           for (int64_t gb = begin; gb < end; ++gb) {
@@ -365,7 +365,7 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
       });
       return;
     }
-    at::parallel_for(0, in.groups * B * n, row_grain(in), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, in.num_sets * B * n, row_grain(in), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> coef(np), row_grad(C), weight(np, acc_t(0));
       std::fill(weight.begin(), weight.begin() + n, acc_t(1));
       for (int64_t item = begin; item < end; ++item) {
@@ -400,7 +400,7 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
   m.impl("pairwise_l1_features", &pairwise_l1_features_cpu);
-  m.impl("pairwise_l1_features_backward", &pairwise_l1_features_backward_cpu);
+  m.impl("_pairwise_l1_features_backward", &pairwise_l1_features_backward_cpu);
 }
 
 }  // namespace batchgan

@@ -8,17 +8,17 @@
 namespace batchgan {
 namespace {
 
-at::Tensor pairwise_l1_features_emulated(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+at::Tensor pairwise_l1_features_emulated(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                          const std::optional<at::Tensor>& split, int64_t num_populations) {
   check_device_type(M, "M", c10::DeviceType::CPU);
-  return cuda::pairwise_l1_features_device(M, groups, exclude_self, mean, split, num_populations);
+  return cuda::pairwise_l1_features_device(M, num_sets, exclude_self, mean, split, num_populations);
 }
 
-at::Tensor pairwise_l1_features_backward_emulated(const at::Tensor& grad, const at::Tensor& M, int64_t groups,
+at::Tensor pairwise_l1_features_backward_emulated(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
                                                   bool exclude_self, bool mean,
                                                   const std::optional<at::Tensor>& split, int64_t num_populations) {
   check_device_type(M, "M", c10::DeviceType::CPU);
-  return cuda::pairwise_l1_features_backward_device(grad, M, groups, exclude_self, mean, split, num_populations);
+  return cuda::pairwise_l1_features_backward_device(grad, M, num_sets, exclude_self, mean, split, num_populations);
 }
 
 }  // namespace

@@ -128,33 +128,33 @@ __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const s
   }
 }
 
-inline at::Tensor pairwise_l1_features_device(const at::Tensor& M, int64_t groups, bool exclude_self, bool mean,
+inline at::Tensor pairwise_l1_features_device(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                               const std::optional<at::Tensor>& split, int64_t num_populations) {
-  const PairwiseL1Inputs in = pairwise_l1_prepare(M, groups, exclude_self, mean, split, num_populations);
+  const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   at::Tensor out = at::empty(pairwise_l1_output_shape(in), M.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, M.scalar_type(), "pairwise_l1_features_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     BATCHGAN_LAUNCH_KERNEL((pairwise_l1_forward_kernel<scalar_t, acc_t>),
-                           pairwise_tile_launch_config(in.set_size, in.b, in.groups), in.m.const_data_ptr<scalar_t>(),
+                           pairwise_tile_launch_config(in.set_size, in.b, in.num_sets), in.m.const_data_ptr<scalar_t>(),
                            in.labels.const_data_ptr<int32_t>(), in.scale.const_data_ptr<acc_t>(),
                            out.mutable_data_ptr<scalar_t>(), in.set_size, in.b, in.c, in.populations, in.exclude_self);
   });
   return out;
 }
 
-inline at::Tensor pairwise_l1_features_backward_device(const at::Tensor& grad, const at::Tensor& M, int64_t groups,
+inline at::Tensor pairwise_l1_features_backward_device(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
                                                        bool exclude_self, bool mean,
                                                        const std::optional<at::Tensor>& split,
                                                        int64_t num_populations) {
-  const PairwiseL1Inputs in = pairwise_l1_prepare(M, groups, exclude_self, mean, split, num_populations);
+  const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   const at::Tensor h = pairwise_l1_scaled_grad(in, grad);  // (N, P, B), acc dtype
   at::Tensor grad_m = at::zeros({in.n, in.b, in.c}, M.options().dtype(in.acc_type));
   if (grad_m.numel() == 0) return grad_m.to(M.scalar_type());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, M.scalar_type(), "pairwise_l1_features_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     BATCHGAN_LAUNCH_KERNEL((pairwise_l1_backward_kernel<scalar_t, acc_t>),
-                           pairwise_tile_launch_config(in.set_size, in.b, in.groups), h.const_data_ptr<acc_t>(),
+                           pairwise_tile_launch_config(in.set_size, in.b, in.num_sets), h.const_data_ptr<acc_t>(),
                            in.m.const_data_ptr<scalar_t>(), in.labels.const_data_ptr<int32_t>(),
                            grad_m.mutable_data_ptr<acc_t>(), in.set_size, in.b, in.c, in.populations);
   });
