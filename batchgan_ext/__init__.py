@@ -1,8 +1,8 @@
 """batchgan_ext: fused PyTorch C++/CUDA kernels for batch-level GAN discriminators.
 
 Importing the package loads the compiled library, which registers the ops as
-``torch.ops.batchgan.*``; the Python modules below add their fake (meta) kernels and autograd
-formulas, and the functional and ``nn.Module`` wrappers.
+``torch.ops.batchgan.*``; ``_meta_registrations`` adds their fake kernels, ``ops`` the functional API and ``nn`` the
+``nn.Module`` wrappers.
 """
 
 import json as _json
@@ -24,17 +24,21 @@ except ImportError as _error:  # pragma: no cover - exercised by running from a 
             "then imported), or build in place with `python setup.py build_ext --inplace`."
         ) from _error
     raise
-from .ops.mixing import (  # noqa: E402
+from . import _meta_registrations  # noqa: E402,F401  (fake kernels of every op)
+from .ops import (  # noqa: E402
     batch_generator_loss,
     bernoulli_kl_loss,
+    equivariant_conv2d,
+    equivariant_linear,
+    minibatch_stddev,
     mix,
+    pairwise_l1_features,
     sample_mixing,
+    set_mean,
 )
 from .nn.mixing import BernoulliKLLoss, MixedBatch  # noqa: E402
-from .ops.equivariant import equivariant_conv2d, equivariant_linear, set_mean  # noqa: E402
 from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean  # noqa: E402
 from .convert import make_equivariant  # noqa: E402
-from .ops.minibatch import minibatch_stddev, pairwise_l1_features  # noqa: E402
 from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev  # noqa: E402
 
 __version__ = "0.1.0"

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import batchgan_ext as bg  # noqa: E402
-from batchgan_ext.reference.equivariant import equivariant_conv2d_naive, equivariant_linear_naive  # noqa: E402
+from batchgan_ext._reference.equivariant import equivariant_conv2d_naive, equivariant_linear_naive  # noqa: E402
 from common import format_time, paired_ratio, print_table, time_interleaved, write_json  # noqa: E402
 
 SLOPE = 0.1  # SN-GAN discriminators use leaky_relu(0.1)

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import batchgan_ext as bg  # noqa: E402
-from batchgan_ext.reference.minibatch import pairwise_l1_features_reference  # noqa: E402
+from batchgan_ext._reference.minibatch import pairwise_l1_features_reference  # noqa: E402
 from common import (  # noqa: E402
     format_bytes,
     format_time,

@@ -1,5 +1,5 @@
 """minibatch_stddev (Karras et al., StyleGAN2-ADA's MinibatchStdLayer) forward + backward: the
-fused op against the naive PyTorch formula (batchgan_ext.reference.minibatch) in eager mode and
+fused op against the naive PyTorch formula (batchgan_ext._reference.minibatch) in eager mode and
 under torch.compile, at the shapes where GAN discriminators use it (the last blocks).
 
     python benchmarks/bench_minibatch_stddev.py [--quick]
@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import batchgan_ext as bg  # noqa: E402
-from batchgan_ext.reference.minibatch import minibatch_stddev_reference  # noqa: E402
+from batchgan_ext._reference.minibatch import minibatch_stddev_reference  # noqa: E402
 from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
 
 # (N, C, H, W): StyleGAN2's 4x4 block at 512 channels, and an 8x8 block at 256.

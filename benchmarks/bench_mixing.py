@@ -4,7 +4,7 @@
 Candidates, measured round-robin in one run (medians):
   batchgan   torch.ops.batchgan.mix (gather) + bernoulli_kl_loss
   naive      the paper's formula in PyTorch: real*beta + fake*(1-beta) and its complement,
-             and the KL written out with sigmoid/log (batchgan_ext.reference.mixing)
+             and the KL written out with sigmoid/log (batchgan_ext._reference.mixing)
   compiled   torch.compile of `naive`
   floor      copying the same bytes once for the forward (2B samples out) and once for the
              backward (2B samples of gradient back), without autograd
@@ -21,7 +21,7 @@ import sys
 import torch
 
 import batchgan_ext as bg
-from batchgan_ext.reference.mixing import bernoulli_kl_loss_reference, mix_reference
+from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from common import format_time, print_table, time_interleaved, write_json  # noqa: E402

@@ -1,16 +1,14 @@
 """Permutation-equivariant layers: equivariant_conv2d, equivariant_linear, set_mean, their
 modules and make_equivariant (BGAN paper, section 4, eq. 10-12)."""
 
-import copy
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import batchgan_ext as bg
-from batchgan_ext.reference.equivariant import (
+from batchgan_ext._reference.equivariant import (
     activation_reference,
     equivariant_conv2d_reference,
     equivariant_linear_reference,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import batchgan_ext as bg
-from batchgan_ext.reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
+from batchgan_ext._reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
 from conftest import FLOAT_DTYPES, TOLERANCES
 
 # Low-precision inputs: M is rounded to the dtype, then features are sums of up to N terms

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import batchgan_ext as bg
-from batchgan_ext.reference.mixing import bernoulli_kl_loss_reference, mix_reference
+from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
 from conftest import FLOAT_DTYPES, TOLERANCES
 
 SAMPLE_SHAPES = [(), (1,), (7,), (3, 5), (3, 4, 4), (2, 3, 5, 2)]

@@ -6,7 +6,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..ops.equivariant import ACTIVATIONS, _pair, equivariant_conv2d, equivariant_linear, set_mean
+from ..ops import equivariant_conv2d, equivariant_linear, set_mean
+from ..ops._common import ACTIVATIONS, pair
 
 __all__ = ["EquivariantConv2d", "EquivariantLinear", "SetMean"]
 
@@ -96,10 +97,10 @@ class EquivariantConv2d(_EquivariantLayer):
         factory = dict(device=device, dtype=dtype)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation")
         self.activation = activation
         self.negative_slope = float(negative_slope)
         shape = (out_channels, in_channels) + self.kernel_size

@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..ops.minibatch import minibatch_stddev, pairwise_l1_features
+from ..ops import minibatch_stddev, pairwise_l1_features
 
 __all__ = ["MinibatchDiscrimination", "MinibatchStdDev"]
 

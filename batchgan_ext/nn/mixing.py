@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..ops.mixing import bernoulli_kl_loss, mix, sample_mixing
+from ..ops import bernoulli_kl_loss, mix, sample_mixing
 
 __all__ = ["MixedBatch", "BernoulliKLLoss"]
 

@@ -2,7 +2,6 @@
 (BGAN paper, eq. 10-12). They define correctness in the tests; ``*_naive`` is the careful
 unfused form the benchmarks compare with."""
 
-import torch
 import torch.nn.functional as F
 
 __all__ = [
