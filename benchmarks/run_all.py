@@ -1,7 +1,7 @@
 """Runs every kernel benchmark (benchmarks/bench_*.py), each printing its table and writing
 benchmarks/results/<name>.json.
 
-    python benchmarks/run_all.py [--quick] [--only mixing,equivariant]
+    python benchmarks/run_all.py [--quick] [--only mix,equivariant]
 """
 
 import argparse

@@ -563,7 +563,7 @@ def test_make_equivariant_bad_arguments():
     with pytest.raises(ValueError, match="set_size"):
         bg.make_equivariant(nn.Linear(2, 2), 0)
     with pytest.raises(ValueError, match="discriminator"):
-        bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, num_sets=2)), 2)
+        bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), 2)
     single = bg.make_equivariant(nn.Linear(3, 1), 2)
     assert single(torch.randn(6, 3)).shape == (3, 1)
 

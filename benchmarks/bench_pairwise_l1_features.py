@@ -2,7 +2,7 @@
 broadcast version (the gist / torchgan layout, an N x N x B x C tensor) in eager mode and under
 torch.compile, forward + backward, with CPU peak memory.
 
-    python benchmarks/bench_minibatch.py [--quick]
+    python benchmarks/bench_pairwise_l1_features.py [--quick]
 
 Timings are interleaved medians (benchmarks/common.py); ratios are measured side by side in
 one run. A baseline is skipped, and marked so in the table, where its N x N x B x C tensor
@@ -155,7 +155,7 @@ def run(quick=False, with_compile=True):
         columns,
         rows,
     )
-    write_json("minibatch", {"results": records, "naive_limit_bytes": NAIVE_LIMIT_BYTES})
+    write_json("pairwise_l1_features", {"results": records, "naive_limit_bytes": NAIVE_LIMIT_BYTES})
     return records
 
 

@@ -1,18 +1,18 @@
-"""Benchmark of the mixed-batch step (BGAN paper, eq. 2-4): forward + backward of
-`mix` with the complement batch, plus the Bernoulli-KL loss.
+"""Benchmark of `mix` (BGAN paper, eq. 2, section 3.1): forward + backward of the mixed batch and
+its complement, the discriminator input of every BGAN/M-BGAN step.
 
 Candidates, measured round-robin in one run (medians):
-  batchgan   torch.ops.batchgan.mix (gather) + bernoulli_kl_loss
-  naive      the paper's formula in PyTorch: real*beta + fake*(1-beta) and its complement,
-             and the KL written out with sigmoid/log (batchgan_ext._reference.mixing)
+  batchgan   torch.ops.batchgan.mix(real, fake, beta, complement=True): a gather of whole samples
+  naive      the paper's formula in PyTorch, real*beta + fake*(1-beta) and its complement
+             (batchgan_ext._reference.mixing.mix_reference)
   compiled   torch.compile of `naive`
   floor      copying the same bytes once for the forward (2B samples out) and once for the
              backward (2B samples of gradient back), without autograd
 
-The discriminator is out of scope: its logits and the gradient it sends back to the mixed
-batch are given tensors, the same for every candidate.
+The gradient that the discriminator sends back to the batch is a given tensor, the same for
+every candidate.
 
-    python benchmarks/bench_mixing.py [--quick]
+    python benchmarks/bench_mix.py [--quick]
 """
 
 import argparse
@@ -21,7 +21,7 @@ import sys
 import torch
 
 import batchgan_ext as bg
-from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
+from batchgan_ext._reference.mixing import mix_reference
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
@@ -34,29 +34,24 @@ def _make_inputs(shape):
     batch = shape[0]
     real = torch.randn(shape, requires_grad=True)
     fake = torch.randn(shape, requires_grad=True)
-    beta, target = bg.sample_mixing(batch, NUM_SETS, 0.5, generator=torch.Generator().manual_seed(0))
-    targets = torch.cat([target, 1 - target])
-    logits = torch.randn(2 * batch, requires_grad=True)
+    beta, _ = bg.sample_mixing(batch, NUM_SETS, 0.5, generator=torch.Generator().manual_seed(0))
     grad_batch = torch.randn((2 * batch,) + tuple(shape[1:]))
-    return real, fake, beta, targets, logits, grad_batch
+    return real, fake, beta, grad_batch
 
 
-def _batchgan_step(real, fake, beta, targets, logits, grad_batch):
+def _batchgan_step(real, fake, beta, grad_batch):
     batch = torch.ops.batchgan.mix(real, fake, beta, True)
-    loss = bg.bernoulli_kl_loss(logits, targets, "mbgan", 2 * NUM_SETS)
-    torch.autograd.backward([batch, loss], [grad_batch, None])
+    batch.backward(grad_batch)
 
 
-def _naive_forward(real, fake, beta, targets, logits):
-    mixed, comp = mix_reference(real, fake, beta, complement=True)
-    loss = bernoulli_kl_loss_reference(logits, targets, "mbgan", 2 * NUM_SETS)
-    return mixed, comp, loss
+def _naive_forward(real, fake, beta):
+    return mix_reference(real, fake, beta, complement=True)
 
 
-def _naive_step(forward, real, fake, beta, targets, logits, grad_batch):
-    mixed, comp, loss = forward(real, fake, beta, targets, logits)
+def _naive_step(forward, real, fake, beta, grad_batch):
+    mixed, comp = forward(real, fake, beta)
     n = real.shape[0]
-    torch.autograd.backward([mixed, comp, loss], [grad_batch[:n], grad_batch[n:], None])
+    torch.autograd.backward([mixed, comp], [grad_batch[:n], grad_batch[n:]])
 
 
 def _floor_step(real, fake, grad_batch, out, grad_real, grad_fake):
@@ -78,41 +73,38 @@ def run(quick=False):
     compiled_forward = torch.compile(_naive_forward)
     rows, records = [], []
     for shape in SHAPES:
-        real, fake, beta, targets, logits, grad_batch = _make_inputs(shape)
+        real, fake, beta, grad_batch = _make_inputs(shape)
         out = torch.empty((2 * shape[0],) + tuple(shape[1:]))
         grad_real, grad_fake = torch.empty(shape), torch.empty(shape)
 
         def batchgan():
-            _zero_grads(real, fake, logits)
-            _batchgan_step(real, fake, beta, targets, logits, grad_batch)
+            _zero_grads(real, fake)
+            _batchgan_step(real, fake, beta, grad_batch)
 
         def naive():
-            _zero_grads(real, fake, logits)
-            _naive_step(_naive_forward, real, fake, beta, targets, logits, grad_batch)
+            _zero_grads(real, fake)
+            _naive_step(_naive_forward, real, fake, beta, grad_batch)
 
         def compiled():
-            _zero_grads(real, fake, logits)
-            _naive_step(compiled_forward, real, fake, beta, targets, logits, grad_batch)
+            _zero_grads(real, fake)
+            _naive_step(compiled_forward, real, fake, beta, grad_batch)
 
         def floor():
             _floor_step(real, fake, grad_batch, out, grad_real, grad_fake)
 
         # Same results before timing anything.
         batchgan()
-        ours = (real.grad.clone(), fake.grad.clone(), logits.grad.clone())
+        ours = (real.grad.clone(), fake.grad.clone())
         naive()
-        for a, b in zip(ours, (real.grad, fake.grad, logits.grad)):
+        for a, b in zip(ours, (real.grad, fake.grad)):
             torch.testing.assert_close(a, b)
 
         t = time_interleaved(
-            {"batchgan": batchgan, "naive": naive, "compiled": compiled, "floor": floor},
-            warmup=5,
-            rounds=rounds,
+            {"batchgan": batchgan, "naive": naive, "compiled": compiled, "floor": floor}, warmup=5, rounds=rounds
         )
-        label = "B=%d, %dx%dx%d" % shape
         rows.append(
             [
-                label,
+                "B=%d, %dx%dx%d" % shape,
                 format_time(t["batchgan"]),
                 format_time(t["naive"]),
                 format_time(t["compiled"]),
@@ -124,12 +116,12 @@ def run(quick=False):
         )
         records.append({"shape": list(shape), "num_sets": NUM_SETS, "seconds": t})
     print_table(
-        "mix (complement) + bernoulli_kl_loss, forward + backward, median of %d rounds" % rounds,
+        "mix (complement=True), forward + backward, median of %d rounds" % rounds,
         ["shape", "batchgan", "naive", "compiled", "floor", "naive/ours", "compiled/ours", "ours/floor"],
         rows,
     )
     print("targets: naive/ours >= 2.00x, ours/floor <= 1.30x")
-    write_json("mixing", {"benchmark": "mix_complement_plus_bernoulli_kl", "results": records})
+    write_json("mix", {"benchmark": "mix_complement_forward_backward", "results": records})
     return records
 
 
