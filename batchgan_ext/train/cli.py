@@ -1,7 +1,7 @@
 """Command line of the training layer:
 
     python -m batchgan_ext.train --dataset grid25 --method mbgan --out outputs/grid25
-    python -m batchgan_ext.train --dataset ring8 --method standard,minibatch,bgan,mbgan --preset demo --out outputs/ring8
+    python -m batchgan_ext.train --dataset ring8 --method standard,minibatch,bgan,mbgan --out outputs/ring8
     batchgan-train ...   (the same, as a console script)
 
 Trains each method with the same configuration and seed, then writes into --out:
