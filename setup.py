@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -157,13 +157,7 @@ def extensions(config):
 config = resolve_configuration()
 
 setup(
-    name="batchgan_ext",
-    version="0.1.0",
-    description="Fused PyTorch C++/CUDA kernels for batch-level GAN discriminators",
-    packages=find_packages(include=["batchgan_ext", "batchgan_ext.*"]),
+    # Name, version, dependencies, extras, the console script and the packages are in pyproject.toml.
     ext_modules=extensions(config),
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-    python_requires=">=3.9",
-    install_requires=["torch", "numpy", "matplotlib", "tqdm"],
-    entry_points={"console_scripts": ["batchgan-train = batchgan_ext.train.cli:main"]},
 )

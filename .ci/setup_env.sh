@@ -16,21 +16,39 @@ if [ ! -x "$PY" ]; then
   python3 -m venv "$VENV"
 fi
 "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-echo "[setup] $(date '+%H:%M:%S') installing $TORCH_REQ and the build/test dependencies"
+echo "[setup] $(date '+%H:%M:%S') installing $TORCH_REQ and the build dependencies"
 # (pip's notes about this machine's unused local index folders are filtered out)
-{ "$PY" -m pip install -q "$TORCH_REQ" numpy pytest pybind11 ninja setuptools wheel matplotlib tqdm 2>&1; } \
+{ "$PY" -m pip install -q "$TORCH_REQ" numpy pybind11 ninja "setuptools>=77" wheel build 2>&1; } \
   | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+# Pinned developer tools (linters, formatters), installed here by name==version; none yet.
+DEV_TOOLS=()
+if [ "${#DEV_TOOLS[@]}" -gt 0 ]; then
+  echo "[setup] $(date '+%H:%M:%S') installing the developer tools: ${DEV_TOOLS[*]}"
+  { "$PY" -m pip install -q "${DEV_TOOLS[@]}" 2>&1; } \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+fi
 
 # The CUDA toolkit root: nvcc on PATH may be a wrapper outside it.
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda
 fi
 export MAX_JOBS="${MAX_JOBS:-2}"
-echo "[setup] $(date '+%H:%M:%S') building batchgan_ext (clean build directory)"
-rm -rf "$REPO_ROOT/build"
+echo "[setup] $(date '+%H:%M:%S') building the sdist, then batchgan_ext from it (clean build directories)"
+# Installing from the sdist (as `python -m build` does) builds the package from an unpacked copy that holds only what
+# the sdist carries, so a header missing from it fails here; .ci/check_sdist.sh checks the sdist itself.
+rm -rf "$REPO_ROOT/build" "$REPO_ROOT/dist"
 "$PY" -m pip uninstall -q -y batchgan_ext >/dev/null 2>&1 || true
+SDIST_LOG="$VENV/batchgan_sdist.log"
+if ! "$PY" -m build --sdist --no-isolation --outdir "$REPO_ROOT/dist" "$REPO_ROOT" > "$SDIST_LOG" 2>&1; then
+  tail -n 60 "$SDIST_LOG"
+  echo "[setup] building the sdist FAILED (full log: $SDIST_LOG)"
+  exit 1
+fi
+SDIST="$(ls "$REPO_ROOT"/dist/batchgan_ext-*.tar.gz)"
 BUILD_LOG="$VENV/batchgan_build.log"
-if ! "$PY" -m pip install -v --no-build-isolation --no-deps . > "$BUILD_LOG" 2>&1; then
+# With the extras the tests and the main job need: train (matplotlib, tqdm), test (pytest, hypothesis); torch and
+# numpy are installed above and satisfy the package's own requirements.
+if ! "$PY" -m pip install -v --no-build-isolation "batchgan_ext[train,test] @ file://$SDIST" > "$BUILD_LOG" 2>&1; then
   tail -n 150 "$BUILD_LOG"
   echo "[setup] building batchgan_ext FAILED (full log: $BUILD_LOG)"
   exit 1

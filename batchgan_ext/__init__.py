@@ -41,7 +41,7 @@ from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean  # noq
 from .convert import make_equivariant  # noqa: E402
 from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one source of the version: pyproject.toml reads it (tool.setuptools.dynamic)
 
 
 def build_info():

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from batchgan_ext.train import METHODS, TrainConfig, Trainer, grid25, make_dataset, mode_metrics, ring8
+from batchgan_ext.train.checkpoint import load_checkpoint
 from batchgan_ext.train.cli import main as cli_main
 
 TINY = dict(steps=4, n_disc=2, batch_size=16, set_size=4, hidden=16, layers=2, eval_samples=200, log_every=1)
@@ -179,7 +180,7 @@ def test_checkpoint_from_another_config_is_rejected(tmp_path):
     a.save(path)
     b = Trainer(TrainConfig(method="standard", **dict(TINY, hidden=8)))
     with pytest.raises(ValueError, match="different configuration"):
-        b.load_state_dict(torch.load(path, weights_only=False))
+        b.load_state_dict(load_checkpoint(path))
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,15 @@
 """Command line of the training layer:
 
     python -m batchgan_ext.train --dataset grid25 --method mbgan --out outputs/grid25
-    python -m batchgan_ext.train --dataset ring8 --method standard,minibatch,bgan,mbgan --preset demo --out outputs/ring8
+    python -m batchgan_ext.train --dataset ring8 --method standard,minibatch,bgan,mbgan --out outputs/ring8
     batchgan-train ...   (the same, as a console script)
 
 Trains each method with the same configuration and seed, then writes into --out:
 metrics.json (per method: modes covered, % high-quality samples, KL to uniform, wall time),
 samples.png (generated samples over the mode centres, one panel per method) and losses.png.
-With --checkpoint-every N each run saves <out>/<method>.pt every N generator steps, and
---resume continues from it.
+With --checkpoint-every N each run saves <out>/<method>.pt every N generator steps (atomically: a crash
+mid-save keeps the previous file), and --resume continues from it. Plots need matplotlib and the progress
+bar tqdm: pip install 'batchgan_ext[train]'.
 """
 
 import argparse
@@ -20,9 +21,10 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ._extras import require
 from .datasets import DATASETS
 from .networks import METHODS
-from .plots import plot_losses, plot_samples
+from .plots import plot_losses, plot_samples, require_plotting
 from .trainer import PRESETS, TrainConfig, Trainer
 
 __all__ = ["main", "run_methods", "format_table"]
@@ -36,6 +38,10 @@ def run_methods(
     checkpoint_every: int = 0,
     resume: bool = False,
 ) -> Dict[str, Dict]:
+    # The plots come after training: check their dependency (and the progress bar's) before it starts.
+    require_plotting()
+    if progress:
+        require("tqdm", "the progress bar (--no-progress runs without it)")
     os.makedirs(out_dir, exist_ok=True)
     results: Dict[str, Dict] = {}
     samples, histories = {}, {}

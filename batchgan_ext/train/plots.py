@@ -5,16 +5,20 @@ from typing import Dict, Sequence
 
 import torch
 
-__all__ = ["plot_samples", "plot_losses"]
+from ._extras import require
+
+__all__ = ["plot_samples", "plot_losses", "require_plotting"]
+
+
+def require_plotting() -> None:
+    """Fails early, before a run whose results would be plotted, when matplotlib is missing."""
+    require("matplotlib", "plotting")
 
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", "plotting")
 
 
 def plot_samples(path: str, panels: Dict[str, torch.Tensor], means: torch.Tensor, title: str = "") -> None:

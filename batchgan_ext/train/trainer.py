@@ -22,6 +22,8 @@ from typing import Dict, List, Optional
 import torch
 
 from .. import MixedBatch, batch_generator_loss, bernoulli_kl_loss
+from ._extras import require
+from .checkpoint import load_checkpoint, save_checkpoint
 from .datasets import make_dataset
 from .metrics import mode_metrics
 from .networks import METHODS, make_discriminator, make_generator
@@ -79,6 +81,23 @@ PRESETS: Dict[str, Dict] = {
     ),
     "paper": dict(steps=20000, n_disc=5, batch_size=128, set_size=32, hidden=512, layers=3),
 }
+
+
+CHECKPOINT_KEYS = ("config", "step", "generator", "discriminator", "opt_g", "opt_d", "rng_data", "rng_noise",
+                   "rng_mix", "history", "train_seconds")
+
+
+class _NoProgress:
+    """Stands in for the tqdm bar when progress is off, so that training needs no tqdm then."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class Trainer:
@@ -182,15 +201,16 @@ class Trainer:
     ) -> None:
         """Trains until `steps` generator steps in total (default: config.steps)."""
         total = self.config.steps if steps is None else steps
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=total,
-            initial=self.step,
-            disable=not progress,
-            desc=description or f"{self.config.method}/{self.config.dataset}",
-            dynamic_ncols=True,
-            mininterval=1.0,
+        bar = (
+            require("tqdm", "the progress bar (progress=False runs without it)").tqdm(
+                total=total,
+                initial=self.step,
+                desc=description or f"{self.config.method}/{self.config.dataset}",
+                dynamic_ncols=True,
+                mininterval=1.0,
+            )
+            if progress
+            else _NoProgress()
         )
         start = time.perf_counter()
         try:
@@ -219,6 +239,7 @@ class Trainer:
         return mode_metrics(samples, self.dataset.means, self.dataset.std)
 
     def state_dict(self) -> Dict:
+        """Tensors, plain containers and numbers only, so that checkpoints load with weights_only=True."""
         return {
             "config": dataclasses.asdict(self.config),
             "step": self.step,
@@ -234,6 +255,9 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Dict) -> None:
+        missing = sorted(set(CHECKPOINT_KEYS) - set(state))
+        if missing:
+            raise ValueError(f"checkpoint: not a batchgan_ext.train checkpoint (missing {', '.join(missing)})")
         if state["config"] != dataclasses.asdict(self.config):
             raise ValueError("checkpoint: it was written by a run with a different configuration")
         self.step = state["step"]
@@ -248,11 +272,18 @@ class Trainer:
         self.train_seconds = state["train_seconds"]
 
     def save(self, path: str) -> None:
-        torch.save(self.state_dict(), path)
+        """Atomically: a crash during the save leaves the previous checkpoint at `path` intact."""
+        save_checkpoint(self.state_dict(), path)
 
     @classmethod
     def from_checkpoint(cls, path: str, device: Optional[torch.device] = None) -> "Trainer":
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        trainer = cls(TrainConfig(**state["config"]), device=device)
+        state = load_checkpoint(path)
+        if not isinstance(state.get("config"), dict):
+            raise ValueError(f"checkpoint: {path} is not a batchgan_ext.train checkpoint (no config dict)")
+        try:
+            config = TrainConfig(**state["config"])
+        except TypeError as error:
+            raise ValueError(f"checkpoint: {path} has a config this version does not know: {error}") from error
+        trainer = cls(config, device=device)
         trainer.load_state_dict(state)
         return trainer
