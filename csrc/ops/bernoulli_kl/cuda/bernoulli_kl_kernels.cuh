@@ -1,12 +1,12 @@
 // CUDA kernels of `bernoulli_kl_loss`, written against the portable subset of
-// common/device_api.h (run on the GPU from bernoulli_kl_cuda.cu, on the CPU emulator in tests).
+// device/device_api.h (run on the GPU from bernoulli_kl_cuda.cu, on the CPU emulator in tests).
 // One block per set: the block's threads stride over the set's samples and meet in a
 // block reduction.
 #pragma once
 
 #include <ATen/Dispatch.h>
 
-#include "common/device_api.h"
+#include "device/device_api.h"
 #include "ops/bernoulli_kl/bernoulli_kl.h"
 
 namespace batchgan {

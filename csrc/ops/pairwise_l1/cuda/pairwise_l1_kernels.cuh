@@ -1,5 +1,5 @@
 // CUDA kernels of `pairwise_l1_features`, written against the portable subset of
-// common/device_api.h (run on the GPU from pairwise_l1_cuda.cu, on the CPU emulator in tests).
+// device/device_api.h (run on the GPU from pairwise_l1_cuda.cu, on the CPU emulator in tests).
 //
 // A block owns kPairwiseTileRows rows i of one (kernel b, set g), one thread per row, and walks
 // the set's samples j in tiles: kPairwiseTileJ samples x kPairwiseTileC dims of M are staged in
@@ -13,7 +13,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
-#include "common/device_api.h"
+#include "device/device_api.h"
 #include "ops/pairwise_l1/pairwise_l1.h"
 
 namespace batchgan {

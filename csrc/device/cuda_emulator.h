@@ -1,7 +1,7 @@
 // A CPU emulator of the CUDA execution model, header-only, for running batchgan's device code
 // in tests on machines without a GPU.
 //
-// What it emulates (the portable subset listed in common/device_api.h):
+// What it emulates (the portable subset listed in device/device_api.h):
 //  - a launch runs the grid's blocks one after another; the threads of a block are real,
 //    concurrent std::threads, so a missing __syncthreads() can show up as a data race;
 //  - threadIdx/blockIdx/blockDim/gridDim are thread_local;

@@ -3,7 +3,7 @@
 // Kernels (the ops' cuda/*.cuh headers) use only: threadIdx/blockIdx/blockDim/gridDim,
 // static __shared__ arrays, __syncthreads(), atomicAdd, standard math, and the warp/block
 // reductions below. Under nvcc this header is a thin layer over real CUDA; compiled by the
-// host compiler it maps the same names onto csrc/emulator/cuda_emulator.h, which executes
+// host compiler it maps the same names onto csrc/device/cuda_emulator.h, which executes
 // launches on the CPU so the tests run the very same device code.
 #pragma once
 
@@ -42,7 +42,7 @@ __device__ __forceinline__ T warp_reduce_sum(T value) {
 
 #else  // host compiler: the CPU emulator
 
-#include "emulator/cuda_emulator.h"
+#include "device/cuda_emulator.h"
 
 #define BATCHGAN_LAUNCH_KERNEL(kernel, cfg, ...) ::batchgan::emu::launch((cfg), kernel, __VA_ARGS__)
 

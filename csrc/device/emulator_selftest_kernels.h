@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "common/device_api.h"
+#include "device/device_api.h"
 
 namespace batchgan {
 namespace emulator_selftest {
