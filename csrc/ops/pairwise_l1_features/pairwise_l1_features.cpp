@@ -2,9 +2,9 @@
 // section 3.2).
 #include <torch/library.h>
 
-#include "ops/pairwise_l1/pairwise_l1_schema.h"
+#include "ops/pairwise_l1_features/pairwise_l1_features_schema.h"
 
 TORCH_LIBRARY_FRAGMENT(batchgan, m) {
-  m.def(batchgan::kPairwiseL1Schema);
-  m.def(batchgan::kPairwiseL1BackwardSchema);
+  m.def(batchgan::kPairwiseL1FeaturesSchema);
+  m.def(batchgan::kPairwiseL1FeaturesBackwardSchema);
 }

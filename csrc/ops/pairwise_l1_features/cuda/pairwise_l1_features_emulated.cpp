@@ -2,8 +2,8 @@
 // emulator, registered as torch.ops.batchgan_emulated.pairwise_l1_features* for the tests.
 #include <torch/library.h>
 
-#include "ops/pairwise_l1/cuda/pairwise_l1_kernels.cuh"
-#include "ops/pairwise_l1/pairwise_l1_schema.h"
+#include "ops/pairwise_l1_features/cuda/pairwise_l1_features_kernels.cuh"
+#include "ops/pairwise_l1_features/pairwise_l1_features_schema.h"
 
 namespace batchgan {
 namespace {
@@ -24,8 +24,8 @@ at::Tensor pairwise_l1_features_backward_emulated(const at::Tensor& grad, const 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
-  m.def(kPairwiseL1Schema, &pairwise_l1_features_emulated);
-  m.def(kPairwiseL1BackwardSchema, &pairwise_l1_features_backward_emulated);
+  m.def(kPairwiseL1FeaturesSchema, &pairwise_l1_features_emulated);
+  m.def(kPairwiseL1FeaturesBackwardSchema, &pairwise_l1_features_backward_emulated);
 }
 
 }  // namespace batchgan

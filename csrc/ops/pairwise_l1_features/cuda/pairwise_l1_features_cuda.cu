@@ -1,8 +1,8 @@
-// Registers the CUDA kernels of `pairwise_l1_features` (device code in pairwise_l1_kernels.cuh).
+// Registers the CUDA kernels of `pairwise_l1_features` (device code in pairwise_l1_features_kernels.cuh).
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "ops/pairwise_l1/cuda/pairwise_l1_kernels.cuh"
+#include "ops/pairwise_l1_features/cuda/pairwise_l1_features_kernels.cuh"
 
 namespace batchgan {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <atomic>
 
-#include "ops/bernoulli_kl/bernoulli_kl.h"
+#include "ops/bernoulli_kl_loss/bernoulli_kl_loss.h"
 
 namespace batchgan {
 namespace {

@@ -1,5 +1,5 @@
 // CUDA kernels of `pairwise_l1_features`, written against the portable subset of
-// device/device_api.h (run on the GPU from pairwise_l1_cuda.cu, on the CPU emulator in tests).
+// device/device_api.h (run on the GPU from pairwise_l1_features_cuda.cu, on the CPU emulator in tests).
 //
 // A block owns kPairwiseTileRows rows i of one (kernel b, set g), one thread per row, and walks
 // the set's samples j in tiles: kPairwiseTileJ samples x kPairwiseTileC dims of M are staged in
@@ -14,7 +14,7 @@
 #include <ATen/OpMathType.h>
 
 #include "device/device_api.h"
-#include "ops/pairwise_l1/pairwise_l1.h"
+#include "ops/pairwise_l1_features/pairwise_l1_features.h"
 
 namespace batchgan {
 namespace cuda {

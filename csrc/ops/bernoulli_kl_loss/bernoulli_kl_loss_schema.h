@@ -1,5 +1,5 @@
-// Schemas of the Bernoulli-KL loss ops, registered under batchgan:: (bernoulli_kl.cpp) and,
-// for the tests, under batchgan_emulated:: (cuda/bernoulli_kl_emulated.cpp).
+// Schemas of the Bernoulli-KL loss ops, registered under batchgan:: (bernoulli_kl_loss.cpp) and,
+// for the tests, under batchgan_emulated:: (cuda/bernoulli_kl_loss_emulated.cpp).
 #pragma once
 
 namespace batchgan {

@@ -1,7 +1,7 @@
 // CPU kernels of `pairwise_l1_features`. M is copied once to a (G, B, C, n_pad) layout in the
 // accumulation dtype, n padded with zeros to a multiple of kLanes, so that every inner loop
 // runs over j on contiguous memory in fixed blocks of kLanes that the compiler keeps in vector
-// registers (|.|, sign and the polynomial exp of pairwise_l1_math.h are all branch-free).
+// registers (|.|, sign and the polynomial exp of pairwise_l1_features_math.h are all branch-free).
 // Two schedules:
 //  - symmetric (one population, >= kSymmetricMinSlabs (set, kernel) slabs, the common case):
 //    parallel over slabs, each pair (i, j) computed once for both rows;
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/dispatch_int.h"
-#include "ops/pairwise_l1/pairwise_l1.h"
+#include "ops/pairwise_l1_features/pairwise_l1_features.h"
 
 namespace batchgan {
 namespace {

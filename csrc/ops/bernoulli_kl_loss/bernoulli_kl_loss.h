@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/checks.h"
-#include "ops/bernoulli_kl/bernoulli_kl_math.h"
+#include "ops/bernoulli_kl_loss/bernoulli_kl_loss_math.h"
 
 namespace batchgan {
 

@@ -1,5 +1,5 @@
 // CUDA kernels of `bernoulli_kl_loss`, written against the portable subset of
-// device/device_api.h (run on the GPU from bernoulli_kl_cuda.cu, on the CPU emulator in tests).
+// device/device_api.h (run on the GPU from bernoulli_kl_loss_cuda.cu, on the CPU emulator in tests).
 // One block per set: the block's threads stride over the set's samples and meet in a
 // block reduction.
 #pragma once
@@ -7,7 +7,7 @@
 #include <ATen/Dispatch.h>
 
 #include "device/device_api.h"
-#include "ops/bernoulli_kl/bernoulli_kl.h"
+#include "ops/bernoulli_kl_loss/bernoulli_kl_loss.h"
 
 namespace batchgan {
 namespace cuda {

@@ -1,8 +1,8 @@
-// Registers the CUDA kernels of `bernoulli_kl_loss` (device code in bernoulli_kl_kernels.cuh).
+// Registers the CUDA kernels of `bernoulli_kl_loss` (device code in bernoulli_kl_loss_kernels.cuh).
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "ops/bernoulli_kl/cuda/bernoulli_kl_kernels.cuh"
+#include "ops/bernoulli_kl_loss/cuda/bernoulli_kl_loss_kernels.cuh"
 
 namespace batchgan {
 namespace {

@@ -5,7 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "common/checks.h"
-#include "ops/pairwise_l1/pairwise_l1_math.h"
+#include "ops/pairwise_l1_features/pairwise_l1_features_math.h"
 
 namespace batchgan {
 
