@@ -27,4 +27,11 @@ inline void check_device_type(const at::Tensor& t, const char* name, c10::Device
               " tensor, got one on ", t.device());
 }
 
+// A batch of `batch` samples cut into num_sets sets of batch / num_sets consecutive samples.
+inline void check_num_sets(int64_t batch, int64_t num_sets) {
+  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
+  TORCH_CHECK(batch % num_sets == 0, "num_sets: the batch of ", batch, " samples does not split into ", num_sets,
+              " equal sets");
+}
+
 }  // namespace batchgan

@@ -61,9 +61,7 @@ inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c
               "logits: expected one logit per sample, shape (N,) or (N, 1), got ", logits.sizes());
   in.batch = logits.size(0);
   TORCH_CHECK(in.batch > 0, "logits: expected a non-empty batch, got 0 samples");
-  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
-  TORCH_CHECK(in.batch % num_sets == 0, "num_sets: the batch of ", in.batch, " samples does not split into ", num_sets,
-              " equal sets");
+  check_num_sets(in.batch, num_sets);
   in.num_sets = num_sets;
   in.set_size = in.batch / num_sets;
   TORCH_CHECK(target.numel() == num_sets && target.dim() <= 1, "target: expected one ratio per set, shape (",

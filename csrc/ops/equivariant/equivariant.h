@@ -68,9 +68,7 @@ inline Activation parse_activation(c10::string_view activation, double negative_
 
 inline SetLayout make_set_layout(int64_t batch, int64_t num_sets, const char* x_name) {
   TORCH_CHECK(batch > 0, x_name, ": expected a non-empty batch, got 0 samples");
-  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
-  TORCH_CHECK(batch % num_sets == 0, "num_sets: the batch of ", batch, " samples does not split into ", num_sets,
-              " equal sets");
+  check_num_sets(batch, num_sets);
   SetLayout layout;
   layout.batch = batch;
   layout.num_sets = num_sets;

@@ -28,9 +28,7 @@ inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t num_set
   in.b = M.size(1);
   in.c = M.size(2);
   TORCH_CHECK(in.n > 0, "M: expected a non-empty batch, got N = 0 samples");
-  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
-  TORCH_CHECK(in.n % num_sets == 0, "num_sets: the batch of ", in.n, " samples does not split into ", num_sets,
-              " equal sets");
+  check_num_sets(in.n, num_sets);
   in.has_split = split.has_value() && split->defined();
   TORCH_CHECK(num_populations >= 1 && num_populations <= kPairwiseMaxPopulations,
               "num_populations: expected a value in [1, ", kPairwiseMaxPopulations, "], got ", num_populations);

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "ops/bernoulli_kl_loss/bernoulli_kl_loss.h"
+#include "ops/bernoulli_kl_loss/bernoulli_kl_loss_register.h"
 
 namespace batchgan {
 namespace {
@@ -17,7 +18,6 @@ int64_t set_grain(int64_t set_size) { return std::max<int64_t>(1, kKLGrainSample
 
 at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
                                  int64_t num_sets, c10::string_view reduction) {
-  check_device_type(logits, "logits", c10::DeviceType::CPU);
   const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction, /*check_target_range=*/false);
   at::Tensor set_total = at::empty({in.num_sets}, logits.options().dtype(in.acc_type));
   at::Tensor result;
@@ -65,7 +65,6 @@ at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& tar
 std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& logits,
                                                                   const at::Tensor& target, c10::string_view mode,
                                                                   int64_t num_sets, c10::string_view reduction) {
-  check_device_type(logits, "logits", c10::DeviceType::CPU);
   const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction, /*check_target_range=*/false);
   std::atomic<bool> target_in_range{true};
   const KLGradAccess access = kl_check_grad(in, grad);
@@ -110,11 +109,14 @@ std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tens
   return {grad_logits.view(logits.sizes()), grad_target.to(target.scalar_type()).view(target.sizes())};
 }
 
+// The CPU kernels as the backend of bernoulli_kl_loss_register.h.
+struct BernoulliKLLossCpu {
+  static constexpr auto bernoulli_kl_loss = &bernoulli_kl_loss_cpu;
+  static constexpr auto bernoulli_kl_loss_backward = &bernoulli_kl_loss_backward_cpu;
+};
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("bernoulli_kl_loss", &bernoulli_kl_loss_cpu);
-  m.impl("_bernoulli_kl_loss_backward", &bernoulli_kl_loss_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_bernoulli_kl_loss<BernoulliKLLossCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
 
 }  // namespace batchgan

@@ -108,5 +108,11 @@ inline std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_device(cons
   return {grad_logits.view(logits.sizes()), grad_target.to(target.scalar_type()).view(target.sizes())};
 }
 
+// The device kernels as the backend of bernoulli_kl_loss_register.h.
+struct BernoulliKLLossDevice {
+  static constexpr auto bernoulli_kl_loss = &bernoulli_kl_loss_device;
+  static constexpr auto bernoulli_kl_loss_backward = &bernoulli_kl_loss_backward_device;
+};
+
 }  // namespace cuda
 }  // namespace batchgan

@@ -11,6 +11,7 @@
 
 #include "common/dispatch_int.h"
 #include "ops/equivariant/equivariant.h"
+#include "ops/equivariant/equivariant_register.h"
 
 namespace batchgan {
 namespace {
@@ -331,83 +332,8 @@ struct CpuKernels {
   }
 };
 
-at::Tensor equivariant_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                  c10::string_view activation, double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return std::get<0>(equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding,
-                                                                 dilation, num_sets, activation, negative_slope));
-}
-
-std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
-                                                                  const at::Tensor& weight_gamma,
-                                                                  const c10::optional<at::Tensor>& bias,
-                                                                  at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                  at::IntArrayRef dilation, int64_t num_sets,
-                                                                  c10::string_view activation, double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
-                                                     activation, negative_slope);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
-    double negative_slope, std::array<bool, 4> output_mask) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_conv2d_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride,
-                                                      padding, dilation, num_sets, activation, negative_slope,
-                                                      output_mask);
-}
-
-at::Tensor equivariant_linear_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, int64_t num_sets, c10::string_view activation,
-                                  double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return std::get<0>(
-      equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, num_sets, activation, negative_slope));
-}
-
-std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
-                                                                  const at::Tensor& weight_gamma,
-                                                                  const c10::optional<at::Tensor>& bias, int64_t num_sets,
-                                                                  c10::string_view activation, double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t num_sets,
-    c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_linear_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets,
-                                                      activation, negative_slope, output_mask);
-}
-
-at::Tensor set_mean_cpu(const at::Tensor& x, int64_t num_sets) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return set_mean_impl<CpuKernels>(x, num_sets);
-}
-
-at::Tensor set_mean_backward_cpu(const at::Tensor& grad, int64_t batch) {
-  check_device_type(grad, "grad", c10::DeviceType::CPU);
-  return set_mean_backward_impl<CpuKernels>(grad, batch);
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("equivariant_conv2d", &equivariant_conv2d_cpu);
-  m.impl("_equivariant_conv2d_forward", &equivariant_conv2d_forward_cpu);
-  m.impl("_equivariant_conv2d_backward", &equivariant_conv2d_backward_cpu);
-  m.impl("equivariant_linear", &equivariant_linear_cpu);
-  m.impl("_equivariant_linear_forward", &equivariant_linear_forward_cpu);
-  m.impl("_equivariant_linear_backward", &equivariant_linear_backward_cpu);
-  m.impl("set_mean", &set_mean_cpu);
-  m.impl("_set_mean_backward", &set_mean_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_equivariant<CpuKernels, c10::DeviceType::CPU>(m, Registration::kImpl); }
 
 }  // namespace batchgan

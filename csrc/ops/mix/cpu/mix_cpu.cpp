@@ -6,13 +6,13 @@
 
 #include "common/sample_copy_cpu.h"
 #include "ops/mix/mix.h"
+#include "ops/mix/mix_register.h"
 #include "ops/mix/mix_math.h"
 
 namespace batchgan {
 namespace {
 
 at::Tensor mix_cpu(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
-  check_device_type(real, "real", c10::DeviceType::CPU);
   const MixInputs in = mix_prepare(real, fake, beta);
   at::Tensor out = mix_allocate_output(in, complement);
   if (out.numel() == 0) return out;
@@ -30,7 +30,6 @@ at::Tensor mix_cpu(const at::Tensor& real, const at::Tensor& fake, const at::Ten
 }
 
 std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, const at::Tensor& beta, bool complement) {
-  check_device_type(grad, "grad", c10::DeviceType::CPU);
   const MixBackwardInputs in = mix_backward_prepare(grad, beta, complement);
   at::Tensor grad_real = mix_allocate_input_grad(in);
   at::Tensor grad_fake = mix_allocate_input_grad(in);
@@ -51,11 +50,14 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, cons
   return {grad_real, grad_fake};
 }
 
+// The CPU kernels as the backend of mix_register.h.
+struct MixCpu {
+  static constexpr auto mix = &mix_cpu;
+  static constexpr auto mix_backward = &mix_backward_cpu;
+};
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("mix", &mix_cpu);
-  m.impl("_mix_backward", &mix_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_mix<MixCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
 
 }  // namespace batchgan

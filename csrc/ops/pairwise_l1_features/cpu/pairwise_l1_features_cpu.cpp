@@ -18,6 +18,7 @@
 
 #include "common/dispatch_int.h"
 #include "ops/pairwise_l1_features/pairwise_l1_features.h"
+#include "ops/pairwise_l1_features/pairwise_l1_features_register.h"
 
 namespace batchgan {
 namespace {
@@ -260,7 +261,6 @@ inline int64_t row_grain(const PairwiseL1Inputs& in) {
 
 at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                     const std::optional<at::Tensor>& split, int64_t num_populations) {
-  check_device_type(M, "M", c10::DeviceType::CPU);
   const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   at::Tensor out = at::empty(pairwise_l1_output_shape(in), M.options());
   if (out.numel() == 0) return out;
@@ -324,7 +324,6 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t num_sets, bool 
 at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
                                              bool exclude_self, bool mean, const std::optional<at::Tensor>& split,
                                              int64_t num_populations) {
-  check_device_type(M, "M", c10::DeviceType::CPU);
   const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
   // h[i, p, b] = grad * scale, as (G, B, P, n_pad) so that h[., label(i), b] is contiguous over j.
@@ -396,11 +395,14 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
   return grad_m;
 }
 
+// The CPU kernels as the backend of pairwise_l1_features_register.h.
+struct PairwiseL1FeaturesCpu {
+  static constexpr auto pairwise_l1_features = &pairwise_l1_features_cpu;
+  static constexpr auto pairwise_l1_features_backward = &pairwise_l1_features_backward_cpu;
+};
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("pairwise_l1_features", &pairwise_l1_features_cpu);
-  m.impl("_pairwise_l1_features_backward", &pairwise_l1_features_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_pairwise_l1_features<PairwiseL1FeaturesCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
 
 }  // namespace batchgan

@@ -1,0 +1,40 @@
+// The registration of `mix`'s kernels, written once for every backend (CPU, CUDA, the emulated
+// CUDA kernels): each wrapper checks that the argument the dispatcher chose the backend by is on
+// kDevice, makes its device current (Guard) and calls Backend's kernel.
+// Backend: static mix(...) and mix_backward(...) with the signatures of the ops below.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+#include "common/checks.h"
+#include "common/registration.h"
+#include "ops/mix/mix_schema.h"
+
+namespace batchgan {
+
+template <typename Backend, c10::DeviceType kDevice, typename Guard>
+struct MixKernels {
+  static at::Tensor mix(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
+    check_device_type(real, "real", kDevice);
+    const Guard guard(real.device());
+    return Backend::mix(real, fake, beta, complement);
+  }
+
+  static std::tuple<at::Tensor, at::Tensor> mix_backward(const at::Tensor& grad, const at::Tensor& beta,
+                                                         bool complement) {
+    check_device_type(grad, "grad", kDevice);
+    const Guard guard(grad.device());
+    return Backend::mix_backward(grad, beta, complement);
+  }
+};
+
+template <typename Backend, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
+void register_mix(torch::Library& m, Registration how) {
+  using Kernels = MixKernels<Backend, kDevice, Guard>;
+  register_kernel(m, how, kMixSchema, &Kernels::mix);
+  register_kernel(m, how, kMixBackwardSchema, &Kernels::mix_backward);
+}
+
+}  // namespace batchgan
