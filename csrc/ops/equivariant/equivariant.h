@@ -83,16 +83,23 @@ inline void check_like_x(const at::Tensor& x, const at::Tensor& t, const char* n
   check_same_device(x, "x", t, name);
 }
 
-// weight (Lambda), weight_gamma (Gamma) and bias against x; `in_dim` is where the input
-// channels/features sit in weight.
+// weight (Lambda), weight_gamma (Gamma) and bias against x, with the input channels/features
+// of x split into `groups` channel groups (nn.Conv2d's; 1 for the linear layer).
 inline void check_layer_params(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                               const c10::optional<at::Tensor>& bias, int64_t weight_dim, const char* weight_desc) {
+                               const c10::optional<at::Tensor>& bias, int64_t weight_dim, const char* weight_desc,
+                               int64_t groups = 1) {
   check_like_x(x, weight, "weight");
   check_like_x(x, weight_gamma, "weight_gamma");
   TORCH_CHECK(weight.dim() == weight_dim, "weight: expected a ", weight_dim, "-d tensor ", weight_desc,
               ", got shape ", weight.sizes());
-  TORCH_CHECK(weight.size(1) == x.size(1), "weight: expected ", x.size(1), " input channels/features (x has shape ",
-              x.sizes(), "), got shape ", weight.sizes());
+  TORCH_CHECK(groups >= 1, "groups: expected a positive number of channel groups, got ", groups);
+  TORCH_CHECK(x.size(1) % groups == 0, "groups: the ", x.size(1), " input channels of x do not split into ", groups,
+              " groups");
+  TORCH_CHECK(weight.size(0) % groups == 0, "groups: the ", weight.size(0),
+              " output channels of weight do not split into ", groups, " groups");
+  TORCH_CHECK(weight.size(1) * groups == x.size(1), "weight: expected ", x.size(1) / groups,
+              " input channels/features", groups > 1 ? " per group" : "", " (x has shape ", x.sizes(),
+              groups > 1 ? ", groups " + std::to_string(groups) : std::string(), "), got shape ", weight.sizes());
   TORCH_CHECK(weight_gamma.sizes() == weight.sizes(), "weight_gamma: expected the shape of weight ", weight.sizes(),
               ", got ", weight_gamma.sizes());
   if (bias.has_value() && bias->defined()) {
@@ -191,11 +198,12 @@ std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Ten
                                                                    const at::Tensor& weight_gamma,
                                                                    const c10::optional<at::Tensor>& bias,
                                                                    at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                   at::IntArrayRef dilation, int64_t num_sets,
-                                                                   c10::string_view activation, double negative_slope) {
+                                                                   at::IntArrayRef dilation, int64_t groups,
+                                                                   int64_t num_sets, c10::string_view activation,
+                                                                   double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
-  check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in, kh, kw)");
+  check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in/groups, kh, kw)", groups);
   check_conv_params(stride, padding, dilation);
   SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
   // Keep the caller's layout: channels_last stays channels_last end to end.
@@ -205,8 +213,8 @@ std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Ten
   at::Tensor xm = at::empty({num_sets, x.size(1), x.size(2), x.size(3)}, x.options().memory_format(fmt));
   if (xm.numel() > 0) Backend::set_mean(x_c, xm, layout);
   // Bias goes to the epilogue, not to the backend's conv: it is one more read there for free.
-  at::Tensor main = at::conv2d(x_c, weight, {}, stride, padding, dilation).contiguous(fmt);
-  const at::Tensor gm = at::conv2d(xm, weight_gamma, {}, stride, padding, dilation).contiguous(fmt);
+  at::Tensor main = at::conv2d(x_c, weight, {}, stride, padding, dilation, groups).contiguous(fmt);
+  const at::Tensor gm = at::conv2d(xm, weight_gamma, {}, stride, padding, dilation, groups).contiguous(fmt);
   layout.inner = main.numel() / layout.batch;
   layout.channels = main.size(1);
   layout.chan_stride = fmt == at::MemoryFormat::ChannelsLast ? 1 : main.size(2) * main.size(3);
@@ -220,11 +228,11 @@ template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_impl(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
     const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
-    double negative_slope, std::array<bool, 4> output_mask) {
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t num_sets,
+    c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
-  check_layer_params(x, weight, weight_gamma, c10::nullopt, 4, "(C_out, C_in, kh, kw)");
+  check_layer_params(x, weight, weight_gamma, c10::nullopt, 4, "(C_out, C_in/groups, kh, kw)", groups);
   check_conv_params(stride, padding, dilation);
   check_grad_like_out(grad, out, x);
   TORCH_CHECK(out.size(1) == weight.size(0), "out: expected ", weight.size(0), " channels, got shape ", out.sizes());
@@ -245,15 +253,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
 
   at::Tensor grad_x, grad_w, grad_g;
   if (need_x || need_w) {
-    auto r = at::convolution_backward(dz, x_c, weight, c10::nullopt, stride, padding, dilation, false, {0, 0}, 1,
-                                      {need_x, need_w, false});
+    auto r = at::convolution_backward(dz, x_c, weight, c10::nullopt, stride, padding, dilation, false, {0, 0},
+                                      groups, {need_x, need_w, false});
     grad_x = std::get<0>(r);
     grad_w = std::get<1>(r).contiguous();
   }
   if (need_x || need_g) {
     const at::Tensor xm = x_mean.contiguous(fmt);
     auto r = at::convolution_backward(dzs, xm, weight_gamma, c10::nullopt, stride, padding, dilation, false, {0, 0},
-                                      1, {need_x, need_g, false});
+                                      groups, {need_x, need_g, false});
     grad_g = std::get<1>(r).contiguous();
     if (need_x) {
       grad_x = grad_x.contiguous(fmt);

@@ -23,31 +23,31 @@ struct EquivariantKernels {
 
   static OutAndMean conv2d_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                   c10::string_view activation, double negative_slope) {
+                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                   int64_t num_sets, c10::string_view activation, double negative_slope) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
-    return equivariant_conv2d_forward_impl<Backend>(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
-                                                    activation, negative_slope);
+    return equivariant_conv2d_forward_impl<Backend>(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+                                                    num_sets, activation, negative_slope);
   }
 
   static at::Tensor conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                            const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
-                           at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
+                           at::IntArrayRef dilation, int64_t groups, int64_t num_sets, c10::string_view activation,
                            double negative_slope) {
-    return std::get<0>(conv2d_forward(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets, activation,
-                                      negative_slope));
+    return std::get<0>(conv2d_forward(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets,
+                                      activation, negative_slope));
   }
 
   static Grads4 conv2d_backward(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
                                 const at::Tensor& x_mean, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                 bool has_bias, at::IntArrayRef stride, at::IntArrayRef padding,
-                                at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
-                                double negative_slope, std::array<bool, 4> output_mask) {
+                                at::IntArrayRef dilation, int64_t groups, int64_t num_sets,
+                                c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
     return equivariant_conv2d_backward_impl<Backend>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride,
-                                                     padding, dilation, num_sets, activation, negative_slope,
+                                                     padding, dilation, groups, num_sets, activation, negative_slope,
                                                      output_mask);
   }
 

@@ -32,25 +32,26 @@ using OutAndMean = std::tuple<at::Tensor, at::Tensor>;
 
 OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                          const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                         c10::string_view activation, double negative_slope) {
+                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                         int64_t num_sets, c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::_equivariant_conv2d_forward", "")
                        .typed<decltype(equivariant_conv2d_forward_op)>();
-  return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets, activation, negative_slope);
+  return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets, activation,
+                 negative_slope);
 }
 
 Grads4 equivariant_conv2d_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
                                       const at::Tensor& x_mean, const at::Tensor& weight,
                                       const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                      c10::string_view activation, double negative_slope,
+                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                      int64_t num_sets, c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::_equivariant_conv2d_backward", "")
                        .typed<decltype(equivariant_conv2d_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, num_sets, activation,
-                 negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, groups, num_sets,
+                 activation, negative_slope, output_mask);
 }
 
 OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
@@ -168,20 +169,21 @@ variable_list layer_backward(AutogradContext* ctx, const variable_list& grads) {
 
 class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantConv2dFunction> {
  public:
-  static constexpr size_t kNumOtherArgs = 6;
+  static constexpr size_t kNumOtherArgs = 7;
   static constexpr std::array<int64_t, 3> kBiasSumDims = {0, 2, 3};
 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
-                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                            c10::string_view activation, double negative_slope) {
+                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            int64_t num_sets, c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
-                                                       activation, negative_slope);
+    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+                                                       num_sets, activation, negative_slope);
     save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias, num_sets, activation, negative_slope);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
+    ctx->saved_data["groups"] = groups;
     return out;
   }
 
@@ -194,7 +196,8 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
     return equivariant_conv2d_backward_op(
         grad, saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
         ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
-        ctx->saved_data["num_sets"].toInt(), ctx->saved_data["activation"].toStringRef(),
+        ctx->saved_data["groups"].toInt(), ctx->saved_data["num_sets"].toInt(),
+        ctx->saved_data["activation"].toStringRef(),
         ctx->saved_data["negative_slope"].toDouble(), mask);
   }
 
@@ -203,7 +206,8 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
                                                             bool need_w) {
     auto [grad_in, grad_w, unused_bias] = at::convolution_backward(
         d, in, w, c10::nullopt, ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
-        ctx->saved_data["dilation"].toIntVector(), false, {0, 0}, 1, {need_in, need_w, false});
+        ctx->saved_data["dilation"].toIntVector(), false, {0, 0}, ctx->saved_data["groups"].toInt(),
+        {need_in, need_w, false});
     return {grad_in, grad_w};
   }
 };
@@ -280,9 +284,9 @@ class SetMeanBackwardFunction : public torch::autograd::Function<SetMeanBackward
 
 at::Tensor equivariant_conv2d_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                        const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                       c10::string_view activation, double negative_slope) {
-  return EquivariantConv2dFunction::apply(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
+                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                       int64_t num_sets, c10::string_view activation, double negative_slope) {
+  return EquivariantConv2dFunction::apply(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets,
                                           activation, negative_slope);
 }
 
