@@ -1,7 +1,7 @@
 // The registration of `bernoulli_kl_loss`'s kernels, written once for every backend (CPU, CUDA,
 // the emulated CUDA kernels): each wrapper checks that logits is on kDevice, makes its device
-// current (Guard) and calls Backend's kernel.
-// Backend: static bernoulli_kl_loss(...) and bernoulli_kl_loss_backward(...) with the signatures below.
+// current (Guard) and calls the backend's kernel.
+// kForward, kBackward: the backend's kernels of bernoulli_kl_loss and _bernoulli_kl_loss_backward.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,13 +14,13 @@
 
 namespace batchgan {
 
-template <typename Backend, c10::DeviceType kDevice, typename Guard>
+template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct BernoulliKLLossKernels {
   static at::Tensor bernoulli_kl_loss(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
                                       int64_t num_sets, c10::string_view reduction) {
     check_device_type(logits, "logits", kDevice);
     const Guard guard(logits.device());
-    return Backend::bernoulli_kl_loss(logits, target, mode, num_sets, reduction);
+    return kForward(logits, target, mode, num_sets, reduction);
   }
 
   static std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward(const at::Tensor& grad, const at::Tensor& logits,
@@ -28,13 +28,13 @@ struct BernoulliKLLossKernels {
                                                                        int64_t num_sets, c10::string_view reduction) {
     check_device_type(logits, "logits", kDevice);
     const Guard guard(logits.device());
-    return Backend::bernoulli_kl_loss_backward(grad, logits, target, mode, num_sets, reduction);
+    return kBackward(grad, logits, target, mode, num_sets, reduction);
   }
 };
 
-template <typename Backend, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
+template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_bernoulli_kl_loss(torch::Library& m, Registration how) {
-  using Kernels = BernoulliKLLossKernels<Backend, kDevice, Guard>;
+  using Kernels = BernoulliKLLossKernels<kForward, kBackward, kDevice, Guard>;
   register_kernel(m, how, kBernoulliKLLossSchema, &Kernels::bernoulli_kl_loss);
   register_kernel(m, how, kBernoulliKLLossBackwardSchema, &Kernels::bernoulli_kl_loss_backward);
 }

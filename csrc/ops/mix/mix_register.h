@@ -1,7 +1,7 @@
 // The registration of `mix`'s kernels, written once for every backend (CPU, CUDA, the emulated
 // CUDA kernels): each wrapper checks that the argument the dispatcher chose the backend by is on
-// kDevice, makes its device current (Guard) and calls Backend's kernel.
-// Backend: static mix(...) and mix_backward(...) with the signatures of the ops below.
+// kDevice, makes its device current (Guard) and calls the backend's kernel.
+// kForward, kBackward: the backend's kernels of mix and _mix_backward.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,25 +14,25 @@
 
 namespace batchgan {
 
-template <typename Backend, c10::DeviceType kDevice, typename Guard>
+template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct MixKernels {
   static at::Tensor mix(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
     check_device_type(real, "real", kDevice);
     const Guard guard(real.device());
-    return Backend::mix(real, fake, beta, complement);
+    return kForward(real, fake, beta, complement);
   }
 
   static std::tuple<at::Tensor, at::Tensor> mix_backward(const at::Tensor& grad, const at::Tensor& beta,
                                                          bool complement) {
     check_device_type(grad, "grad", kDevice);
     const Guard guard(grad.device());
-    return Backend::mix_backward(grad, beta, complement);
+    return kBackward(grad, beta, complement);
   }
 };
 
-template <typename Backend, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
+template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_mix(torch::Library& m, Registration how) {
-  using Kernels = MixKernels<Backend, kDevice, Guard>;
+  using Kernels = MixKernels<kForward, kBackward, kDevice, Guard>;
   register_kernel(m, how, kMixSchema, &Kernels::mix);
   register_kernel(m, how, kMixBackwardSchema, &Kernels::mix_backward);
 }

@@ -1,8 +1,7 @@
 // The registration of `pairwise_l1_features`'s kernels, written once for every backend (CPU,
 // CUDA, the emulated CUDA kernels): each wrapper checks that M is on kDevice, makes its device
-// current (Guard) and calls Backend's kernel.
-// Backend: static pairwise_l1_features(...) and pairwise_l1_features_backward(...) with the
-// signatures below.
+// current (Guard) and calls the backend's kernel.
+// kForward, kBackward: the backend's kernels of pairwise_l1_features and _pairwise_l1_features_backward.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -15,13 +14,13 @@
 
 namespace batchgan {
 
-template <typename Backend, c10::DeviceType kDevice, typename Guard>
+template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct PairwiseL1FeaturesKernels {
   static at::Tensor pairwise_l1_features(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
                                          const std::optional<at::Tensor>& split, int64_t num_populations) {
     check_device_type(M, "M", kDevice);
     const Guard guard(M.device());
-    return Backend::pairwise_l1_features(M, num_sets, exclude_self, mean, split, num_populations);
+    return kForward(M, num_sets, exclude_self, mean, split, num_populations);
   }
 
   static at::Tensor pairwise_l1_features_backward(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
@@ -29,13 +28,13 @@ struct PairwiseL1FeaturesKernels {
                                                   const std::optional<at::Tensor>& split, int64_t num_populations) {
     check_device_type(M, "M", kDevice);
     const Guard guard(M.device());
-    return Backend::pairwise_l1_features_backward(grad, M, num_sets, exclude_self, mean, split, num_populations);
+    return kBackward(grad, M, num_sets, exclude_self, mean, split, num_populations);
   }
 };
 
-template <typename Backend, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
+template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_pairwise_l1_features(torch::Library& m, Registration how) {
-  using Kernels = PairwiseL1FeaturesKernels<Backend, kDevice, Guard>;
+  using Kernels = PairwiseL1FeaturesKernels<kForward, kBackward, kDevice, Guard>;
   register_kernel(m, how, kPairwiseL1FeaturesSchema, &Kernels::pairwise_l1_features);
   register_kernel(m, how, kPairwiseL1FeaturesBackwardSchema, &Kernels::pairwise_l1_features_backward);
 }

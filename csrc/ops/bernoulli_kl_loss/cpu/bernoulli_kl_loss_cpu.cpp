@@ -109,14 +109,11 @@ std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tens
   return {grad_logits.view(logits.sizes()), grad_target.to(target.scalar_type()).view(target.sizes())};
 }
 
-// The CPU kernels as the backend of bernoulli_kl_loss_register.h.
-struct BernoulliKLLossCpu {
-  static constexpr auto bernoulli_kl_loss = &bernoulli_kl_loss_cpu;
-  static constexpr auto bernoulli_kl_loss_backward = &bernoulli_kl_loss_backward_cpu;
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_bernoulli_kl_loss<BernoulliKLLossCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
+  register_bernoulli_kl_loss<&bernoulli_kl_loss_cpu, &bernoulli_kl_loss_backward_cpu, c10::DeviceType::CPU>(
+      m, Registration::kImpl);
+}
 
 }  // namespace batchgan

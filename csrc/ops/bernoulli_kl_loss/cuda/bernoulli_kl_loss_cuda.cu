@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_IMPL(batchgan, CUDA, m) {
-  register_bernoulli_kl_loss<cuda::BernoulliKLLossDevice, c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
+  register_bernoulli_kl_loss<&cuda::bernoulli_kl_loss_device, &cuda::bernoulli_kl_loss_backward_device,
+                             c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
 }
 
 }  // namespace batchgan

@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
-  register_bernoulli_kl_loss<cuda::BernoulliKLLossDevice, c10::DeviceType::CPU>(m, Registration::kDefine);
+  register_bernoulli_kl_loss<&cuda::bernoulli_kl_loss_device, &cuda::bernoulli_kl_loss_backward_device,
+                             c10::DeviceType::CPU>(m, Registration::kDefine);
 }
 
 }  // namespace batchgan

@@ -98,21 +98,17 @@ inline std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_device(cons
   const at::Tensor grad_c = grad.reshape({-1}).to(in.acc_type).contiguous();
   at::Tensor grad_logits = at::empty({in.batch}, logits.options());
   at::Tensor grad_target = at::empty({in.num_sets}, logits.options().dtype(in.acc_type));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "bernoulli_kl_loss_backward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    BATCHGAN_LAUNCH_KERNEL((bernoulli_kl_backward_kernel<scalar_t, acc_t>), block_per_item_launch_config(in.num_sets),
-                           grad_c.const_data_ptr<acc_t>(), access.stride, static_cast<acc_t>(access.scale),
-                           in.logits.const_data_ptr<scalar_t>(), in.target.const_data_ptr<acc_t>(), in.set_size,
-                           in.mode, grad_logits.mutable_data_ptr<scalar_t>(), grad_target.mutable_data_ptr<acc_t>());
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, logits.scalar_type(), "bernoulli_kl_loss_backward_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        BATCHGAN_LAUNCH_KERNEL((bernoulli_kl_backward_kernel<scalar_t, acc_t>),
+                               block_per_item_launch_config(in.num_sets), grad_c.const_data_ptr<acc_t>(), access.stride,
+                               static_cast<acc_t>(access.scale), in.logits.const_data_ptr<scalar_t>(),
+                               in.target.const_data_ptr<acc_t>(), in.set_size, in.mode,
+                               grad_logits.mutable_data_ptr<scalar_t>(), grad_target.mutable_data_ptr<acc_t>());
+      });
   return {grad_logits.view(logits.sizes()), grad_target.to(target.scalar_type()).view(target.sizes())};
 }
-
-// The device kernels as the backend of bernoulli_kl_loss_register.h.
-struct BernoulliKLLossDevice {
-  static constexpr auto bernoulli_kl_loss = &bernoulli_kl_loss_device;
-  static constexpr auto bernoulli_kl_loss_backward = &bernoulli_kl_loss_backward_device;
-};
 
 }  // namespace cuda
 }  // namespace batchgan

@@ -180,14 +180,11 @@ at::Tensor minibatch_stddev_backward_cpu(const at::Tensor& grad, const at::Tenso
   return grad_x.view(x.sizes());
 }
 
-// The CPU kernels as the backend of minibatch_stddev_register.h.
-struct MinibatchStddevCpu {
-  static constexpr auto minibatch_stddev = &minibatch_stddev_cpu;
-  static constexpr auto minibatch_stddev_backward = &minibatch_stddev_backward_cpu;
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_minibatch_stddev<MinibatchStddevCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
+  register_minibatch_stddev<&minibatch_stddev_cpu, &minibatch_stddev_backward_cpu, c10::DeviceType::CPU>(
+      m, Registration::kImpl);
+}
 
 }  // namespace batchgan

@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_IMPL(batchgan, CUDA, m) {
-  register_minibatch_stddev<cuda::MinibatchStddevDevice, c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
+  register_minibatch_stddev<&cuda::minibatch_stddev_device, &cuda::minibatch_stddev_backward_device,
+                            c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
 }
 
 }  // namespace batchgan

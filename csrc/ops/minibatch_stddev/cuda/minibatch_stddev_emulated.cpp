@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
-  register_minibatch_stddev<cuda::MinibatchStddevDevice, c10::DeviceType::CPU>(m, Registration::kDefine);
+  register_minibatch_stddev<&cuda::minibatch_stddev_device, &cuda::minibatch_stddev_backward_device,
+                            c10::DeviceType::CPU>(m, Registration::kDefine);
 }
 
 }  // namespace batchgan

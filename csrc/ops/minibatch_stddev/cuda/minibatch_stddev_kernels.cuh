@@ -118,11 +118,5 @@ inline at::Tensor minibatch_stddev_backward_device(const at::Tensor& grad, const
   return grad_x.view(x.sizes());
 }
 
-// The device kernels as the backend of minibatch_stddev_register.h.
-struct MinibatchStddevDevice {
-  static constexpr auto minibatch_stddev = &minibatch_stddev_device;
-  static constexpr auto minibatch_stddev_backward = &minibatch_stddev_backward_device;
-};
-
 }  // namespace cuda
 }  // namespace batchgan

@@ -50,14 +50,10 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, cons
   return {grad_real, grad_fake};
 }
 
-// The CPU kernels as the backend of mix_register.h.
-struct MixCpu {
-  static constexpr auto mix = &mix_cpu;
-  static constexpr auto mix_backward = &mix_backward_cpu;
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_mix<MixCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
+  register_mix<&mix_cpu, &mix_backward_cpu, c10::DeviceType::CPU>(m, Registration::kImpl);
+}
 
 }  // namespace batchgan

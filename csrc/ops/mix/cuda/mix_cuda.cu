@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_IMPL(batchgan, CUDA, m) {
-  register_mix<cuda::MixDevice, c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
+  register_mix<&cuda::mix_forward_device, &cuda::mix_backward_device, c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(
+      m, Registration::kImpl);
 }
 
 }  // namespace batchgan

@@ -8,7 +8,7 @@
 namespace batchgan {
 
 TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
-  register_mix<cuda::MixDevice, c10::DeviceType::CPU>(m, Registration::kDefine);
+  register_mix<&cuda::mix_forward_device, &cuda::mix_backward_device, c10::DeviceType::CPU>(m, Registration::kDefine);
 }
 
 }  // namespace batchgan

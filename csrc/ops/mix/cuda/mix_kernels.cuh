@@ -97,11 +97,5 @@ inline std::tuple<at::Tensor, at::Tensor> mix_backward_device(const at::Tensor& 
   return {grad_real, grad_fake};
 }
 
-// The device kernels as the backend of mix_register.h.
-struct MixDevice {
-  static constexpr auto mix = &mix_forward_device;
-  static constexpr auto mix_backward = &mix_backward_device;
-};
-
 }  // namespace cuda
 }  // namespace batchgan

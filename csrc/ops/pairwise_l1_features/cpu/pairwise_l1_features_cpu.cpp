@@ -395,14 +395,11 @@ at::Tensor pairwise_l1_features_backward_cpu(const at::Tensor& grad, const at::T
   return grad_m;
 }
 
-// The CPU kernels as the backend of pairwise_l1_features_register.h.
-struct PairwiseL1FeaturesCpu {
-  static constexpr auto pairwise_l1_features = &pairwise_l1_features_cpu;
-  static constexpr auto pairwise_l1_features_backward = &pairwise_l1_features_backward_cpu;
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_pairwise_l1_features<PairwiseL1FeaturesCpu, c10::DeviceType::CPU>(m, Registration::kImpl); }
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
+  register_pairwise_l1_features<&pairwise_l1_features_cpu, &pairwise_l1_features_backward_cpu, c10::DeviceType::CPU>(
+      m, Registration::kImpl);
+}
 
 }  // namespace batchgan

@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_IMPL(batchgan, CUDA, m) {
-  register_pairwise_l1_features<cuda::PairwiseL1FeaturesDevice, c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
+  register_pairwise_l1_features<&cuda::pairwise_l1_features_device, &cuda::pairwise_l1_features_backward_device,
+                                c10::DeviceType::CUDA, c10::cuda::CUDAGuard>(m, Registration::kImpl);
 }
 
 }  // namespace batchgan

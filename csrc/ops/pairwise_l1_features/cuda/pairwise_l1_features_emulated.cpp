@@ -8,7 +8,8 @@
 namespace batchgan {
 
 TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
-  register_pairwise_l1_features<cuda::PairwiseL1FeaturesDevice, c10::DeviceType::CPU>(m, Registration::kDefine);
+  register_pairwise_l1_features<&cuda::pairwise_l1_features_device, &cuda::pairwise_l1_features_backward_device,
+                                c10::DeviceType::CPU>(m, Registration::kDefine);
 }
 
 }  // namespace batchgan

@@ -161,11 +161,5 @@ inline at::Tensor pairwise_l1_features_backward_device(const at::Tensor& grad, c
   return grad_m.to(M.scalar_type());
 }
 
-// The device kernels as the backend of pairwise_l1_features_register.h.
-struct PairwiseL1FeaturesDevice {
-  static constexpr auto pairwise_l1_features = &pairwise_l1_features_device;
-  static constexpr auto pairwise_l1_features_backward = &pairwise_l1_features_backward_device;
-};
-
 }  // namespace cuda
 }  // namespace batchgan
