@@ -21,15 +21,13 @@ std::string build_info() {
   backends += ", \"cuda\"";
 #endif
   return std::string("{\"backends\": [") + backends + "], \"cuda_version\": \"" + BATCHGAN_CUDA_VERSION +
-         "\", \"torch_version\": \"" + std::to_string(TORCH_VERSION_MAJOR) + "." +
-         std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH) +
+         "\", \"torch_version\": \"" + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+         "." + std::to_string(TORCH_VERSION_PATCH) +
          "\", \"max_populations\": " + std::to_string(kPairwiseMaxPopulations) + "}";
 }
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(batchgan, m) {
-  m.def("_build_info() -> str", &build_info);
-}
+TORCH_LIBRARY_FRAGMENT(batchgan, m) { m.def("_build_info() -> str", &build_info); }
 
 }  // namespace batchgan

@@ -18,8 +18,8 @@ inline void check_float_tensor(const at::Tensor& t, const char* name) {
 }
 
 inline void check_same_device(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
-  TORCH_CHECK(a.device() == b.device(), b_name, ": expected a tensor on the same device as ", a_name, " (",
-              a.device(), "), got one on ", b.device());
+  TORCH_CHECK(a.device() == b.device(), b_name, ": expected a tensor on the same device as ", a_name, " (", a.device(),
+              "), got one on ", b.device());
 }
 
 inline void check_device_type(const at::Tensor& t, const char* name, c10::DeviceType expected) {

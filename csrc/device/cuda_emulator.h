@@ -138,9 +138,7 @@ class BlockState {
   }
 
   // Exchange slots of warp `w`, kSlotBytes per lane.
-  unsigned char* warp_slot(int tid) {
-    return warp_slots_.data() + static_cast<size_t>(tid) * kSlotBytes;
-  }
+  unsigned char* warp_slot(int tid) { return warp_slots_.data() + static_cast<size_t>(tid) * kSlotBytes; }
   unsigned char* warp_slot_base(int tid) {
     return warp_slots_.data() + static_cast<size_t>(tid / kWarpSize) * kWarpSize * kSlotBytes;
   }
@@ -161,8 +159,9 @@ class BlockState {
   // the barrier can never complete (a barrier inside a branch not taken by all threads).
   void check_not_stranded(Barrier& b, int exited, const char* what) {
     if (b.arrived > 0 && b.arrived + exited == b.expected) {
-      fail_locked(std::string(what) + " at " + b.site.str() + " was reached by " + std::to_string(b.arrived) +
-                  " of " + std::to_string(b.expected) + " threads; the others returned from the kernel "
+      fail_locked(std::string(what) + " at " + b.site.str() + " was reached by " + std::to_string(b.arrived) + " of " +
+                  std::to_string(b.expected) +
+                  " threads; the others returned from the kernel "
                   "(barrier in divergent code)");
     }
   }
@@ -184,15 +183,16 @@ class BlockState {
     if (b.arrived == 0) {
       b.site = site;
     } else if (!(b.site == site)) {
-      fail_locked(std::string("threads of one block wait at two different ") + what + " call sites, " +
-                  b.site.str() + " and " + site.str() + " (barrier in divergent code)");
+      fail_locked(std::string("threads of one block wait at two different ") + what + " call sites, " + b.site.str() +
+                  " and " + site.str() + " (barrier in divergent code)");
       throw KernelAborted{};
     }
     ++b.arrived;
     if (b.arrived + exited == b.expected) {
       if (exited > 0) {
-        fail_locked(std::string(what) + " at " + site.str() + " was reached by " + std::to_string(b.arrived) +
-                    " of " + std::to_string(b.expected) + " threads; the others returned from the kernel "
+        fail_locked(std::string(what) + " at " + site.str() + " was reached by " + std::to_string(b.arrived) + " of " +
+                    std::to_string(b.expected) +
+                    " threads; the others returned from the kernel "
                     "(barrier in divergent code)");
         throw KernelAborted{};
       }
@@ -275,13 +275,12 @@ void launch(const LaunchConfig& cfg, Kernel kernel, Args... args) {
   const dim3 block(cfg.block[0], cfg.block[1], cfg.block[2]);
   const uint64_t num_threads = uint64_t(block.x) * block.y * block.z;
   const uint64_t num_blocks = uint64_t(grid.x) * grid.y * grid.z;
-  if (num_threads == 0 || num_threads > 1024 || num_blocks == 0 || grid.y > 65535 || grid.z > 65535 ||
-      block.z > 64) {
+  if (num_threads == 0 || num_threads > 1024 || num_blocks == 0 || grid.y > 65535 || grid.z > 65535 || block.z > 64) {
     // What cudaLaunchKernel reports as cudaErrorInvalidConfiguration.
-    throw std::runtime_error("batchgan CUDA emulator: invalid launch configuration (grid " +
-                             std::to_string(grid.x) + "x" + std::to_string(grid.y) + "x" + std::to_string(grid.z) +
-                             ", block " + std::to_string(block.x) + "x" + std::to_string(block.y) + "x" +
-                             std::to_string(block.z) + ")");
+    throw std::runtime_error("batchgan CUDA emulator: invalid launch configuration (grid " + std::to_string(grid.x) +
+                             "x" + std::to_string(grid.y) + "x" + std::to_string(grid.z) + ", block " +
+                             std::to_string(block.x) + "x" + std::to_string(block.y) + "x" + std::to_string(block.z) +
+                             ")");
   }
   BlockState state(static_cast<int>(num_threads));
   std::vector<std::thread> threads;

@@ -16,14 +16,14 @@
 #include <c10/cuda/CUDAException.h>
 
 // Launches `kernel` with a configuration from launch_config.h on the current stream.
-#define BATCHGAN_LAUNCH_KERNEL(kernel, cfg, ...)                                               \
-  do {                                                                                         \
-    const ::batchgan::LaunchConfig& batchgan_cfg_ = (cfg);                                     \
-    auto batchgan_kernel_ = kernel;                                                            \
-    batchgan_kernel_<<<dim3(batchgan_cfg_.grid[0], batchgan_cfg_.grid[1], batchgan_cfg_.grid[2]),        \
-             dim3(batchgan_cfg_.block[0], batchgan_cfg_.block[1], batchgan_cfg_.block[2]), 0, \
-             at::cuda::getCurrentCUDAStream()>>>(__VA_ARGS__);                                 \
-    C10_CUDA_KERNEL_LAUNCH_CHECK();                                                            \
+#define BATCHGAN_LAUNCH_KERNEL(kernel, cfg, ...)                                                        \
+  do {                                                                                                  \
+    const ::batchgan::LaunchConfig& batchgan_cfg_ = (cfg);                                              \
+    auto batchgan_kernel_ = kernel;                                                                     \
+    batchgan_kernel_<<<dim3(batchgan_cfg_.grid[0], batchgan_cfg_.grid[1], batchgan_cfg_.grid[2]),       \
+                       dim3(batchgan_cfg_.block[0], batchgan_cfg_.block[1], batchgan_cfg_.block[2]), 0, \
+                       at::cuda::getCurrentCUDAStream()>>>(__VA_ARGS__);                                \
+    C10_CUDA_KERNEL_LAUNCH_CHECK();                                                                     \
   } while (0)
 
 namespace batchgan {

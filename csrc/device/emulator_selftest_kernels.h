@@ -58,7 +58,8 @@ inline at::Tensor block_sums(const at::Tensor& values, int64_t threads) {
   LaunchConfig cfg;
   cfg.grid[0] = static_cast<unsigned>(v.size(0));
   cfg.block[0] = static_cast<unsigned>(threads);
-  BATCHGAN_LAUNCH_KERNEL(block_sums_kernel, cfg, v.const_data_ptr<double>(), v.size(1), sums.mutable_data_ptr<double>());
+  BATCHGAN_LAUNCH_KERNEL(block_sums_kernel, cfg, v.const_data_ptr<double>(), v.size(1),
+                         sums.mutable_data_ptr<double>());
   return sums;
 }
 

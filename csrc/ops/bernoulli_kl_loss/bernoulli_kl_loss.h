@@ -64,8 +64,8 @@ inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c
   check_num_sets(in.batch, num_sets);
   in.num_sets = num_sets;
   in.set_size = in.batch / num_sets;
-  TORCH_CHECK(target.numel() == num_sets && target.dim() <= 1, "target: expected one ratio per set, shape (",
-              num_sets, ",), got ", target.sizes());
+  TORCH_CHECK(target.numel() == num_sets && target.dim() <= 1, "target: expected one ratio per set, shape (", num_sets,
+              ",), got ", target.sizes());
   in.acc_type = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   in.logits = logits.reshape({in.batch}).contiguous();
   in.target = target.reshape({num_sets}).to(in.acc_type).contiguous();
@@ -81,10 +81,8 @@ inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c
 inline at::Tensor kl_finish_forward(const KLInputs& in, const at::Tensor& set_total, const at::Tensor& per_sample,
                                     at::ScalarType out_dtype) {
   switch (in.reduction) {
-    case Reduction::kNone:
-      return in.mode == KLMode::kBgan ? set_total.to(out_dtype) : per_sample;
-    case Reduction::kSum:
-      return set_total.sum().to(out_dtype);
+    case Reduction::kNone: return in.mode == KLMode::kBgan ? set_total.to(out_dtype) : per_sample;
+    case Reduction::kSum: return set_total.sum().to(out_dtype);
     case Reduction::kMean:
     default: {
       const int64_t count = in.mode == KLMode::kBgan ? in.num_sets : in.batch;

@@ -7,7 +7,8 @@ namespace batchgan {
 // KL(B(target_g) || B(sigmoid(.))) from logits; mode 'bgan' takes the sigmoid of each set's
 // mean logit (eq. 13), 'mbgan' of each logit and averages the losses (eq. 14).
 inline constexpr const char* kBernoulliKLLossSchema =
-    "bernoulli_kl_loss(Tensor logits, Tensor target, str mode=\"bgan\", int num_sets=1, str reduction=\"mean\") -> Tensor";
+    "bernoulli_kl_loss(Tensor logits, Tensor target, str mode=\"bgan\", int num_sets=1, str reduction=\"mean\") -> "
+    "Tensor";
 // Gradients of logits and target.
 inline constexpr const char* kBernoulliKLLossBackwardSchema =
     "_bernoulli_kl_loss_backward(Tensor grad, Tensor logits, Tensor target, str mode, int num_sets, str reduction) -> "

@@ -23,8 +23,8 @@ struct EquivariantKernels {
 
   static OutAndMean conv2d_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                   int64_t num_sets, c10::string_view activation, double negative_slope) {
+                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t num_sets,
+                                   c10::string_view activation, double negative_slope) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
     return equivariant_conv2d_forward_impl<Backend>(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
@@ -42,8 +42,8 @@ struct EquivariantKernels {
   static Grads4 conv2d_backward(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
                                 const at::Tensor& x_mean, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                 bool has_bias, at::IntArrayRef stride, at::IntArrayRef padding,
-                                at::IntArrayRef dilation, int64_t groups, int64_t num_sets,
-                                c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
+                                at::IntArrayRef dilation, int64_t groups, int64_t num_sets, c10::string_view activation,
+                                double negative_slope, std::array<bool, 4> output_mask) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
     return equivariant_conv2d_backward_impl<Backend>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride,
@@ -52,8 +52,8 @@ struct EquivariantKernels {
   }
 
   static OutAndMean linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                   const c10::optional<at::Tensor>& bias, int64_t num_sets,
-                                   c10::string_view activation, double negative_slope) {
+                                   const c10::optional<at::Tensor>& bias, int64_t num_sets, c10::string_view activation,
+                                   double negative_slope) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
     return equivariant_linear_forward_impl<Backend>(x, weight, weight_gamma, bias, num_sets, activation,

@@ -25,7 +25,8 @@ inline constexpr const char* kEquivariantConv2dForwardSchema =
 // activation's derivative is read off the output) and the saved set means. Outputs not asked
 // for in output_mask are empty tensors of shape (0,).
 inline constexpr const char* kEquivariantConv2dBackwardSchema =
-    "_equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor weight_gamma, "
+    "_equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor "
+    "weight_gamma, "
     "bool has_bias, int[2] stride, int[2] padding, int[2] dilation, int groups, int num_sets, str activation, "
     "float negative_slope, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)";
 
@@ -38,7 +39,8 @@ inline constexpr const char* kEquivariantLinearForwardSchema =
     "_equivariant_linear_forward(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int num_sets=1, "
     "str activation=\"identity\", float negative_slope=0.01) -> (Tensor, Tensor)";
 inline constexpr const char* kEquivariantLinearBackwardSchema =
-    "_equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor weight_gamma, "
+    "_equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor "
+    "weight_gamma, "
     "bool has_bias, int num_sets, str activation, float negative_slope, bool[4] output_mask) "
     "-> (Tensor, Tensor, Tensor, Tensor)";
 

@@ -64,8 +64,8 @@ inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t num_set
   // count[i, p]: samples of population p in i's set that enter o[i, p, :] (without i itself
   // when exclude_self). Mean divides by it; an empty population (e.g. a set of one sample
   // with exclude_self) has sum 0 and mean defined as 0.
-  const at::Tensor onehot = at::one_hot(labels, num_populations).to(in.acc_type);           // (N, P)
-  at::Tensor count = onehot.view({num_sets, in.set_size, num_populations}).sum(1, true);       // (G, 1, P)
+  const at::Tensor onehot = at::one_hot(labels, num_populations).to(in.acc_type);         // (N, P)
+  at::Tensor count = onehot.view({num_sets, in.set_size, num_populations}).sum(1, true);  // (G, 1, P)
   count = count.expand({num_sets, in.set_size, num_populations}).reshape({in.n, num_populations});
   if (exclude_self) count = count - onehot;
   if (mean) {
@@ -88,8 +88,8 @@ inline at::Tensor pairwise_l1_scaled_grad(const PairwiseL1Inputs& in, const at::
   check_float_tensor(grad, "grad");
   check_same_device(in.m, "M", grad, "grad");
   const std::vector<int64_t> shape = pairwise_l1_output_shape(in);
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape), "grad: expected the shape of the features ", at::IntArrayRef(shape),
-              ", got ", grad.sizes());
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape), "grad: expected the shape of the features ",
+              at::IntArrayRef(shape), ", got ", grad.sizes());
   return (grad.to(in.acc_type).reshape({in.n, in.populations, in.b}) * in.scale.unsqueeze(2)).contiguous();
 }
 

@@ -46,7 +46,7 @@ inline float pl1_exp_neg_cpu(float d) {
   constexpr int32_t kBits87 = 0x42ae0000;  // bits of 87.0f
   int32_t ud;
   std::memcpy(&ud, &d, sizeof(ud));
-  const bool big = ud >= kBits87;                        // also +inf and NaN
+  const bool big = ud >= kBits87;  // also +inf and NaN
   const bool nan = (ud & 0x7fffffff) > 0x7f800000;
   const int32_t clamped_bits = ud < kBits87 ? ud : kBits87;
   float dc;

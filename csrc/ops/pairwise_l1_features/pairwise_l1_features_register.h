@@ -24,8 +24,8 @@ struct PairwiseL1FeaturesKernels {
   }
 
   static at::Tensor pairwise_l1_features_backward(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
-                                                  bool exclude_self, bool mean,
-                                                  const std::optional<at::Tensor>& split, int64_t num_populations) {
+                                                  bool exclude_self, bool mean, const std::optional<at::Tensor>& split,
+                                                  int64_t num_populations) {
     check_device_type(M, "M", kDevice);
     const Guard guard(M.device());
     return kBackward(grad, M, num_sets, exclude_self, mean, split, num_populations);

@@ -45,9 +45,9 @@ class BernoulliKLLossFunction : public torch::autograd::Function<BernoulliKLLoss
     // raises instead of silently returning zeros.
     const bool differentiating = at::GradMode::is_enabled() && (grads[0].requires_grad() || saved[0].requires_grad());
     TORCH_CHECK(!differentiating, "bernoulli_kl_loss: double backward (create_graph=True) is not supported");
-    auto [grad_logits, grad_target] = bernoulli_kl_loss_backward_op(
-        grads[0], saved[0], saved[1], ctx->saved_data["mode"].toStringRef(), ctx->saved_data["num_sets"].toInt(),
-        ctx->saved_data["reduction"].toStringRef());
+    auto [grad_logits, grad_target] =
+        bernoulli_kl_loss_backward_op(grads[0], saved[0], saved[1], ctx->saved_data["mode"].toStringRef(),
+                                      ctx->saved_data["num_sets"].toInt(), ctx->saved_data["reduction"].toStringRef());
     const bool target_needs_grad = ctx->needs_input_grad(1);
     return {grad_logits, target_needs_grad ? grad_target : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -60,8 +60,6 @@ at::Tensor bernoulli_kl_loss_autograd(const at::Tensor& logits, const at::Tensor
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, Autograd, m) {
-  m.impl("bernoulli_kl_loss", &bernoulli_kl_loss_autograd);
-}
+TORCH_LIBRARY_IMPL(batchgan, Autograd, m) { m.impl("bernoulli_kl_loss", &bernoulli_kl_loss_autograd); }
 
 }  // namespace batchgan

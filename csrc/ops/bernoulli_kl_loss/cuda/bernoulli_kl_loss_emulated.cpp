@@ -2,8 +2,8 @@
 // emulator, registered as torch.ops.batchgan_emulated.bernoulli_kl_loss* for the tests.
 #include <torch/library.h>
 
-#include "ops/bernoulli_kl_loss/cuda/bernoulli_kl_loss_kernels.cuh"
 #include "ops/bernoulli_kl_loss/bernoulli_kl_loss_register.h"
+#include "ops/bernoulli_kl_loss/cuda/bernoulli_kl_loss_kernels.cuh"
 
 namespace batchgan {
 

@@ -71,7 +71,8 @@ Grads4 equivariant_linear_backward_op(const at::Tensor& grad, const at::Tensor& 
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::_equivariant_linear_backward", "")
                        .typed<decltype(equivariant_linear_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation, negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation, negative_slope,
+                 output_mask);
 }
 
 at::Tensor set_mean_op(const at::Tensor& x, int64_t num_sets) {
@@ -159,8 +160,7 @@ variable_list layer_backward(AutogradContext* ctx, const variable_list& grads) {
   }
   // Gradients for (x, weight, weight_gamma, bias), then undefined ones for the other
   // arguments; gradients not asked for are undefined (the fused op returns (0,) for them).
-  variable_list grads_out = {mask[0] ? std::get<0>(result) : at::Tensor(),
-                             mask[1] ? std::get<1>(result) : at::Tensor(),
+  variable_list grads_out = {mask[0] ? std::get<0>(result) : at::Tensor(), mask[1] ? std::get<1>(result) : at::Tensor(),
                              mask[2] ? std::get<2>(result) : at::Tensor(),
                              mask[3] ? std::get<3>(result) : at::Tensor()};
   grads_out.resize(4 + Layer::kNumOtherArgs);
@@ -197,17 +197,16 @@ class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantCo
         grad, saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
         ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
         ctx->saved_data["groups"].toInt(), ctx->saved_data["num_sets"].toInt(),
-        ctx->saved_data["activation"].toStringRef(),
-        ctx->saved_data["negative_slope"].toDouble(), mask);
+        ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
   }
 
   static std::pair<at::Tensor, at::Tensor> product_backward(AutogradContext* ctx, const at::Tensor& d,
                                                             const at::Tensor& in, const at::Tensor& w, bool need_in,
                                                             bool need_w) {
-    auto [grad_in, grad_w, unused_bias] = at::convolution_backward(
-        d, in, w, c10::nullopt, ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
-        ctx->saved_data["dilation"].toIntVector(), false, {0, 0}, ctx->saved_data["groups"].toInt(),
-        {need_in, need_w, false});
+    auto [grad_in, grad_w, unused_bias] =
+        at::convolution_backward(d, in, w, c10::nullopt, ctx->saved_data["stride"].toIntVector(),
+                                 ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
+                                 false, {0, 0}, ctx->saved_data["groups"].toInt(), {need_in, need_w, false});
     return {grad_in, grad_w};
   }
 };
@@ -233,10 +232,9 @@ class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLi
 
   static Grads4 fused_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved, bool has_bias,
                                const std::array<bool, 4>& mask) {
-    return equivariant_linear_backward_op(grad, saved[0], saved[1], saved[2], saved[3], saved[4], has_bias,
-                                          ctx->saved_data["num_sets"].toInt(),
-                                          ctx->saved_data["activation"].toStringRef(),
-                                          ctx->saved_data["negative_slope"].toDouble(), mask);
+    return equivariant_linear_backward_op(
+        grad, saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["num_sets"].toInt(),
+        ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
   }
 
   static std::pair<at::Tensor, at::Tensor> product_backward(AutogradContext*, const at::Tensor& d, const at::Tensor& in,

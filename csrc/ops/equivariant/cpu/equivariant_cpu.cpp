@@ -47,8 +47,8 @@ template <typename acc_t, typename F>
 void for_set_chunks(const SetLayout& l, const F& f) {
   const int64_t threads = at::get_num_threads();
   const int64_t chunks_per_set = std::max<int64_t>(1, (threads + l.num_sets - 1) / l.num_sets);
-  const int64_t chunk = std::clamp<int64_t>((l.inner + chunks_per_set - 1) / chunks_per_set, kMinReduceChunk,
-                                            kMaxReduceChunk);
+  const int64_t chunk =
+      std::clamp<int64_t>((l.inner + chunks_per_set - 1) / chunks_per_set, kMinReduceChunk, kMaxReduceChunk);
   const int64_t chunks = (l.inner + chunk - 1) / chunk;
   const int64_t per_item = std::min(l.inner, chunk) * l.set_size;
   at::parallel_for(0, l.num_sets * chunks, grain_for(per_item), [&](int64_t begin, int64_t end) {
@@ -111,7 +111,8 @@ template <typename scalar_t, typename acc_t>
 void broadcast_run(scalar_t* __restrict__ dst, const scalar_t* __restrict__ src, int64_t len, acc_t scale,
                    bool accumulate) {
   if (accumulate) {
-    for (int64_t k = 0; k < len; ++k) dst[k] = static_cast<scalar_t>(static_cast<acc_t>(dst[k]) + static_cast<acc_t>(src[k]) * scale);
+    for (int64_t k = 0; k < len; ++k)
+      dst[k] = static_cast<scalar_t>(static_cast<acc_t>(dst[k]) + static_cast<acc_t>(src[k]) * scale);
   } else {
     for (int64_t k = 0; k < len; ++k) dst[k] = static_cast<scalar_t>(static_cast<acc_t>(src[k]) * scale);
   }
@@ -138,9 +139,9 @@ void small_forward_row(scalar_t* __restrict__ y, const acc_t* __restrict__ c, co
 // sums dzs, to the weight gradient gwt[k][o] += dz x_k, and dotted with Lambda for the
 // sample's input gradient gx[k] (returned through gx).
 template <Activation A, int kK, typename scalar_t, typename acc_t>
-void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
-                        const acc_t* __restrict__ wt, const acc_t* __restrict__ xv, acc_t* __restrict__ dzs,
-                        acc_t* __restrict__ gwt, acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
+void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y, const acc_t* __restrict__ wt,
+                        const acc_t* __restrict__ xv, acc_t* __restrict__ dzs, acc_t* __restrict__ gwt,
+                        acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
   acc_t dz[kChunk];
 #pragma omp simd
   for (int64_t o = 0; o < len; ++o) {
@@ -166,8 +167,8 @@ struct CpuKernels {
 
   // y = act(x Lambda^T + c[set]) for K <= kSmallLinearFeatures input features, one pass over y;
   // c (G, O) = bias + Gamma term in the accumulation dtype.
-  static void small_linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& c,
-                                   at::Tensor& y, const SetLayout& l, Activation act, double slope) {
+  static void small_linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& c, at::Tensor& y,
+                                   const SetLayout& l, Activation act, double slope) {
     const int64_t features = x.size(1), outs = y.size(1);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "equivariant_small_linear_cpu", [&] {
       using acc_t = at::opmath_type<scalar_t>;
@@ -196,8 +197,8 @@ struct CpuKernels {
   // all accumulated in float32 or better. Tasks own chunks of output features; each thread
   // accumulates its own (N, K) share of x_grad, summed at the end.
   static void small_linear_backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& x,
-                                    const at::Tensor& weight, at::Tensor& dzs, at::Tensor& x_grad,
-                                    at::Tensor& w_grad, const SetLayout& l, Activation act, double slope) {
+                                    const at::Tensor& weight, at::Tensor& dzs, at::Tensor& x_grad, at::Tensor& w_grad,
+                                    const SetLayout& l, Activation act, double slope) {
     const int64_t features = x.size(1), outs = y.size(1), batch = l.batch;
     const int64_t threads = at::get_num_threads();
     // Chunks narrow enough that every thread gets one when there are few output features.
@@ -227,8 +228,8 @@ struct CpuKernels {
               const int64_t o0 = item * chunk, len = std::min(chunk, outs - o0);
               for (int64_t n = 0; n < batch; ++n) {
                 small_backward_row<A, kK>(dyp + n * outs + o0, yp + n * outs + o0, wp + o0, xp + n * kK,
-                                          dzsp + (n / l.set_size) * outs + o0, gwp + o0, gx_thread + n * kK, outs,
-                                          len, sl);
+                                          dzsp + (n / l.set_size) * outs + o0, gwp + o0, gx_thread + n * kK, outs, len,
+                                          sl);
               }
             }
           });

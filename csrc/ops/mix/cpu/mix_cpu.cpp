@@ -6,8 +6,8 @@
 
 #include "common/sample_copy_cpu.h"
 #include "ops/mix/mix.h"
-#include "ops/mix/mix_register.h"
 #include "ops/mix/mix_math.h"
+#include "ops/mix/mix_register.h"
 
 namespace batchgan {
 namespace {
@@ -40,13 +40,12 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, cons
   const int64_t batch = in.batch;
   char* dst[2] = {static_cast<char*>(grad_real.mutable_data_ptr()), static_cast<char*>(grad_fake.mutable_data_ptr())};
   // Both input gradients in one parallel pass: sample s < B is real's, s >= B is fake's.
-  copy_samples_cpu(
-      [&](int64_t s) { return dst[s / batch] + (s % batch) * sample_bytes; }, 2 * batch, sample_bytes,
-      [&](int64_t s) -> const char* {
-        const int64_t b = s % batch;
-        const int64_t half = mix_grad_source_half(beta_ptr[b], /*to_real=*/s < batch, complement);
-        return half < 0 ? nullptr : grad_ptr + (half * batch + b) * sample_bytes;
-      });
+  copy_samples_cpu([&](int64_t s) { return dst[s / batch] + (s % batch) * sample_bytes; }, 2 * batch, sample_bytes,
+                   [&](int64_t s) -> const char* {
+                     const int64_t b = s % batch;
+                     const int64_t half = mix_grad_source_half(beta_ptr[b], /*to_real=*/s < batch, complement);
+                     return half < 0 ? nullptr : grad_ptr + (half * batch + b) * sample_bytes;
+                   });
   return {grad_real, grad_fake};
 }
 

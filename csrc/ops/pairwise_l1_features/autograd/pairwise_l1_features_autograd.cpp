@@ -66,8 +66,6 @@ at::Tensor pairwise_l1_features_autograd(const at::Tensor& M, int64_t num_sets, 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, Autograd, m) {
-  m.impl("pairwise_l1_features", &pairwise_l1_features_autograd);
-}
+TORCH_LIBRARY_IMPL(batchgan, Autograd, m) { m.impl("pairwise_l1_features", &pairwise_l1_features_autograd); }
 
 }  // namespace batchgan

@@ -47,8 +47,7 @@ at::Tensor transpose_to_columns(const PairwiseL1Inputs& in) {
   const int64_t np = padded(in.set_size);
   at::Tensor cols = at::empty({in.num_sets, in.b, in.c, np}, in.m.options().dtype(in.acc_type));
   if (np > in.set_size) cols.narrow(3, in.set_size, np - in.set_size).zero_();
-  cols.narrow(3, 0, in.set_size)
-      .copy_(in.m.view({in.num_sets, in.set_size, in.b, in.c}).permute({0, 2, 3, 1}));
+  cols.narrow(3, 0, in.set_size).copy_(in.m.view({in.num_sets, in.set_size, in.b, in.c}).permute({0, 2, 3, 1}));
   return cols;
 }
 
@@ -106,8 +105,8 @@ BATCHGAN_ROW_KERNEL acc_t sum_row_where(const acc_t* __restrict v, const int32_t
 // Backward, one population: coef[j] = c_b(i, j) (hi + h_col[j]) over the padded row (h_col is
 // zero padded; the padding's coefficients are never read).
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_coefficients(const acc_t* __restrict cols, int64_t np, int64_t c_dims, int64_t i,
-                                          acc_t hi, const acc_t* __restrict h_col, acc_t* __restrict coef) {
+BATCHGAN_ROW_KERNEL void row_coefficients(const acc_t* __restrict cols, int64_t np, int64_t c_dims, int64_t i, acc_t hi,
+                                          const acc_t* __restrict h_col, acc_t* __restrict coef) {
   acc_t d[kLanes];
   for (int64_t j0 = 0; j0 < np; j0 += kLanes) {
     block_distances(cols, np, c_dims, i, j0, d);
@@ -117,8 +116,8 @@ BATCHGAN_ROW_KERNEL void row_coefficients(const acc_t* __restrict cols, int64_t 
 
 // grad[c] = -sum_{j < n} coef[j] sign(M_i,b,c - M_j,b,c) for every c.
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_gradient(const acc_t* __restrict cols, const acc_t* __restrict coef, int64_t n,
-                                      int64_t np, int64_t c_dims, int64_t i, acc_t* __restrict grad) {
+BATCHGAN_ROW_KERNEL void row_gradient(const acc_t* __restrict cols, const acc_t* __restrict coef, int64_t n, int64_t np,
+                                      int64_t c_dims, int64_t i, acc_t* __restrict grad) {
   for (int64_t c = 0; c < c_dims; ++c) {
     const acc_t* __restrict col = cols + c * np;
     const acc_t m = col[i];

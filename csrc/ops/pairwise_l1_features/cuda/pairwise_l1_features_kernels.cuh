@@ -22,8 +22,8 @@ namespace cuda {
 // Stages M[g*n + j0 + jj, b, c0 + cc] in tile[jj][cc] (0 outside the set / dims).
 template <typename scalar_t, typename acc_t>
 __device__ __forceinline__ void pl1_load_tile(acc_t (*tile)[kPairwiseTileC], const scalar_t* __restrict__ M,
-                                              int64_t first_row, int64_t n, int64_t B, int64_t C, int64_t b,
-                                              int64_t j0, int64_t c0) {
+                                              int64_t first_row, int64_t n, int64_t B, int64_t C, int64_t b, int64_t j0,
+                                              int64_t c0) {
   for (int t = threadIdx.x; t < kPairwiseTileJ * kPairwiseTileC; t += blockDim.x) {
     const int jj = t / kPairwiseTileC;
     const int cc = t % kPairwiseTileC;
