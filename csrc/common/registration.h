@@ -25,6 +25,13 @@ void register_kernel(torch::Library& m, Registration how, const char* schema, Fn
   }
 }
 
+// Registers Kernels::forward for the op of `schema` and Kernels::backward for its helper op.
+template <typename Kernels>
+void register_forward_backward(torch::Library& m, Registration how, const char* schema, const char* backward_schema) {
+  register_kernel(m, how, schema, &Kernels::forward);
+  register_kernel(m, how, backward_schema, &Kernels::backward);
+}
+
 // The device guard of the backends that have no current device to set (CPU, the emulator).
 struct NoDeviceGuard {
   explicit NoDeviceGuard(c10::Device) {}

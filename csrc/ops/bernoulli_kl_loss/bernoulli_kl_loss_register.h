@@ -16,16 +16,16 @@ namespace batchgan {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct BernoulliKLLossKernels {
-  static at::Tensor bernoulli_kl_loss(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
-                                      int64_t num_sets, c10::string_view reduction) {
+  static at::Tensor forward(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode, int64_t num_sets,
+                            c10::string_view reduction) {
     check_device_type(logits, "logits", kDevice);
     const Guard guard(logits.device());
     return kForward(logits, target, mode, num_sets, reduction);
   }
 
-  static std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward(const at::Tensor& grad, const at::Tensor& logits,
-                                                                       const at::Tensor& target, c10::string_view mode,
-                                                                       int64_t num_sets, c10::string_view reduction) {
+  static std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& logits,
+                                                     const at::Tensor& target, c10::string_view mode, int64_t num_sets,
+                                                     c10::string_view reduction) {
     check_device_type(logits, "logits", kDevice);
     const Guard guard(logits.device());
     return kBackward(grad, logits, target, mode, num_sets, reduction);
@@ -34,9 +34,8 @@ struct BernoulliKLLossKernels {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_bernoulli_kl_loss(torch::Library& m, Registration how) {
-  using Kernels = BernoulliKLLossKernels<kForward, kBackward, kDevice, Guard>;
-  register_kernel(m, how, kBernoulliKLLossSchema, &Kernels::bernoulli_kl_loss);
-  register_kernel(m, how, kBernoulliKLLossBackwardSchema, &Kernels::bernoulli_kl_loss_backward);
+  register_forward_backward<BernoulliKLLossKernels<kForward, kBackward, kDevice, Guard>>(
+      m, how, kBernoulliKLLossSchema, kBernoulliKLLossBackwardSchema);
 }
 
 }  // namespace batchgan

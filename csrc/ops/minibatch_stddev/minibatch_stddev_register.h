@@ -14,14 +14,13 @@ namespace batchgan {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct MinibatchStddevKernels {
-  static at::Tensor minibatch_stddev(const at::Tensor& x, int64_t group_size, int64_t num_channels) {
+  static at::Tensor forward(const at::Tensor& x, int64_t group_size, int64_t num_channels) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
     return kForward(x, group_size, num_channels);
   }
 
-  static at::Tensor minibatch_stddev_backward(const at::Tensor& grad, const at::Tensor& x, int64_t group_size,
-                                              int64_t num_channels) {
+  static at::Tensor backward(const at::Tensor& grad, const at::Tensor& x, int64_t group_size, int64_t num_channels) {
     check_device_type(x, "x", kDevice);
     const Guard guard(x.device());
     return kBackward(grad, x, group_size, num_channels);
@@ -30,9 +29,8 @@ struct MinibatchStddevKernels {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_minibatch_stddev(torch::Library& m, Registration how) {
-  using Kernels = MinibatchStddevKernels<kForward, kBackward, kDevice, Guard>;
-  register_kernel(m, how, kMinibatchStddevSchema, &Kernels::minibatch_stddev);
-  register_kernel(m, how, kMinibatchStddevBackwardSchema, &Kernels::minibatch_stddev_backward);
+  register_forward_backward<MinibatchStddevKernels<kForward, kBackward, kDevice, Guard>>(
+      m, how, kMinibatchStddevSchema, kMinibatchStddevBackwardSchema);
 }
 
 }  // namespace batchgan

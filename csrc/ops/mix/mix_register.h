@@ -16,14 +16,13 @@ namespace batchgan {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct MixKernels {
-  static at::Tensor mix(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
+  static at::Tensor forward(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
     check_device_type(real, "real", kDevice);
     const Guard guard(real.device());
     return kForward(real, fake, beta, complement);
   }
 
-  static std::tuple<at::Tensor, at::Tensor> mix_backward(const at::Tensor& grad, const at::Tensor& beta,
-                                                         bool complement) {
+  static std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& beta, bool complement) {
     check_device_type(grad, "grad", kDevice);
     const Guard guard(grad.device());
     return kBackward(grad, beta, complement);
@@ -32,9 +31,7 @@ struct MixKernels {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_mix(torch::Library& m, Registration how) {
-  using Kernels = MixKernels<kForward, kBackward, kDevice, Guard>;
-  register_kernel(m, how, kMixSchema, &Kernels::mix);
-  register_kernel(m, how, kMixBackwardSchema, &Kernels::mix_backward);
+  register_forward_backward<MixKernels<kForward, kBackward, kDevice, Guard>>(m, how, kMixSchema, kMixBackwardSchema);
 }
 
 }  // namespace batchgan

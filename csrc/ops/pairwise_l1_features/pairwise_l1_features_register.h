@@ -16,16 +16,15 @@ namespace batchgan {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard>
 struct PairwiseL1FeaturesKernels {
-  static at::Tensor pairwise_l1_features(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
-                                         const std::optional<at::Tensor>& split, int64_t num_populations) {
+  static at::Tensor forward(const at::Tensor& M, int64_t num_sets, bool exclude_self, bool mean,
+                            const std::optional<at::Tensor>& split, int64_t num_populations) {
     check_device_type(M, "M", kDevice);
     const Guard guard(M.device());
     return kForward(M, num_sets, exclude_self, mean, split, num_populations);
   }
 
-  static at::Tensor pairwise_l1_features_backward(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets,
-                                                  bool exclude_self, bool mean, const std::optional<at::Tensor>& split,
-                                                  int64_t num_populations) {
+  static at::Tensor backward(const at::Tensor& grad, const at::Tensor& M, int64_t num_sets, bool exclude_self,
+                             bool mean, const std::optional<at::Tensor>& split, int64_t num_populations) {
     check_device_type(M, "M", kDevice);
     const Guard guard(M.device());
     return kBackward(grad, M, num_sets, exclude_self, mean, split, num_populations);
@@ -34,9 +33,8 @@ struct PairwiseL1FeaturesKernels {
 
 template <auto kForward, auto kBackward, c10::DeviceType kDevice, typename Guard = NoDeviceGuard>
 void register_pairwise_l1_features(torch::Library& m, Registration how) {
-  using Kernels = PairwiseL1FeaturesKernels<kForward, kBackward, kDevice, Guard>;
-  register_kernel(m, how, kPairwiseL1FeaturesSchema, &Kernels::pairwise_l1_features);
-  register_kernel(m, how, kPairwiseL1FeaturesBackwardSchema, &Kernels::pairwise_l1_features_backward);
+  register_forward_backward<PairwiseL1FeaturesKernels<kForward, kBackward, kDevice, Guard>>(
+      m, how, kPairwiseL1FeaturesSchema, kPairwiseL1FeaturesBackwardSchema);
 }
 
 }  // namespace batchgan
