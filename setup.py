@@ -6,7 +6,7 @@ Switches (environment variables):
   BATCHGAN_FORCE_CUDA=1    build the CUDA kernels or fail (no silent CPU-only fallback).
   BATCHGAN_BUILD_EMULATED=0  skip batchgan_ext._emulated (the CUDA kernels compiled for the
                            CPU emulator; the tests need it). Default: built.
-  TORCH_CUDA_ARCH_LIST     GPU targets, default "8.0;9.0+PTX" (sm_80, sm_90 and PTX).
+  TORCH_CUDA_ARCH_LIST     GPU targets, default DEFAULT_TORCH_CUDA_ARCH_LIST below.
   CUDA_HOME                CUDA toolkit; default: found from nvcc on PATH or /usr/local/cuda.
   MAX_JOBS                 parallel compile jobs (ninja).
 """
@@ -19,6 +19,9 @@ import sys
 from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+# sm_80, sm_90 and PTX; no GPU probing. CMakeLists.txt reads its default from this line.
+DEFAULT_TORCH_CUDA_ARCH_LIST = "8.0;9.0+PTX"
 
 
 def _flag(name, default="0"):
@@ -80,7 +83,7 @@ def resolve_configuration():
     with_cuda = not force_cpu and not reasons
     if force_cpu:
         reasons = ["BATCHGAN_FORCE_CPU=1"]
-    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_TORCH_CUDA_ARCH_LIST)
     config = {
         "with_cuda": with_cuda,
         "torch": torch.__version__,

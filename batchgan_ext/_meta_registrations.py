@@ -71,17 +71,27 @@ def _check_num_sets(n, num_sets):
     torch._check(n % num_sets == 0, lambda: f"num_sets: the batch of {n} samples does not split into {num_sets} equal sets")
 
 
-def _check_params(x, weight, weight_gamma, bias, weight_dim):
+def _check_params(x, weight, weight_gamma, bias, weight_dim, groups=1):
     for name, t in (("weight", weight), ("weight_gamma", weight_gamma), ("bias", bias)):
         if t is None:
             continue
         torch._check(t.dtype == x.dtype, lambda: f"{name}: expected the dtype of x ({x.dtype}), got {t.dtype}")
         torch._check(t.device == x.device, lambda: f"{name}: expected a tensor on the same device as x ({x.device})")
     torch._check(weight.dim() == weight_dim, lambda: f"weight: expected a {weight_dim}-d tensor, got {tuple(weight.shape)}")
-    torch._check(weight.shape[1] == x.shape[1], lambda: f"weight: expected {x.shape[1]} input channels/features")
+    torch._check(weight.shape[1] * groups == x.shape[1],
+                 lambda: f"weight: expected {x.shape[1] // groups} input channels/features"
+                 + (" per group" if groups > 1 else ""))
     torch._check(weight_gamma.shape == weight.shape, lambda: f"weight_gamma: expected the shape of weight {tuple(weight.shape)}")
     if bias is not None:
         torch._check(bias.dim() == 1 and bias.shape[0] == weight.shape[0], lambda: f"bias: expected shape ({weight.shape[0]},)")
+
+
+def _check_groups(x, weight, groups):
+    torch._check(groups >= 1, lambda: f"groups: expected a positive number of channel groups, got {groups}")
+    torch._check(x.shape[1] % groups == 0,
+                 lambda: f"groups: the {x.shape[1]} input channels of x do not split into {groups} groups")
+    torch._check(weight.dim() < 1 or weight.shape[0] % groups == 0,
+                 lambda: f"groups: the {weight.shape[0]} output channels of weight do not split into {groups} groups")
 
 
 def _conv_out_size(size, k, s, p, d):
@@ -90,10 +100,11 @@ def _conv_out_size(size, k, s, p, d):
 
 @torch.library.register_fake("batchgan::equivariant_conv2d")
 def _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                             num_sets=1, activation="identity", negative_slope=0.01):
+                             groups=1, num_sets=1, activation="identity", negative_slope=0.01):
     torch._check(activation in ACTIVATIONS, lambda: f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     torch._check(x.dim() == 4, lambda: f"x: expected a 4-d batch (N, C, H, W), got shape {tuple(x.shape)}")
-    _check_params(x, weight, weight_gamma, bias, 4)
+    _check_groups(x, weight, groups)
+    _check_params(x, weight, weight_gamma, bias, 4, groups)
     _check_num_sets(x.shape[0], num_sets)
     ho = _conv_out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
     wo = _conv_out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
@@ -103,9 +114,9 @@ def _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride=(1, 1), paddi
 
 @torch.library.register_fake("batchgan::_equivariant_conv2d_forward")
 def _equivariant_conv2d_forward_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                     num_sets=1, activation="identity", negative_slope=0.01):
-    out = _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets, activation,
-                                   negative_slope)
+                                     groups=1, num_sets=1, activation="identity", negative_slope=0.01):
+    out = _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets,
+                                   activation, negative_slope)
     return out, _set_mean_fake(x, num_sets)
 
 
@@ -126,7 +137,7 @@ def _grads_fake(x, weight, weight_gamma, has_bias, output_mask):
 
 @torch.library.register_fake("batchgan::_equivariant_conv2d_backward")
 def _equivariant_conv2d_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation,
-                                      num_sets, activation, negative_slope, output_mask):
+                                      groups, num_sets, activation, negative_slope, output_mask):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 
 

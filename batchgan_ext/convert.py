@@ -38,11 +38,11 @@ def _convert_layer(layer, set_size, activation="identity", negative_slope=0.01):
     factory = dict(device=weight.device, dtype=weight.dtype)
     common = dict(set_size=set_size, activation=activation, negative_slope=negative_slope, **factory)
     if isinstance(layer, nn.Conv2d):
-        if layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError("discriminator: make_equivariant supports nn.Conv2d with groups=1, numeric padding and "
+        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            raise ValueError("discriminator: make_equivariant supports nn.Conv2d with numeric padding and "
                              f"padding_mode='zeros', got {layer}")
         new = EquivariantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                layer.padding, layer.dilation, layer.bias is not None, **common)
+                                layer.padding, layer.dilation, layer.groups, layer.bias is not None, **common)
     else:
         new = EquivariantLinear(layer.in_features, layer.out_features, layer.bias is not None, **common)
     s = float(set_size)

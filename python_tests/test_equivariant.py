@@ -38,20 +38,31 @@ CONV_CASES = [
 ]
 
 
+# The same with nn.Conv2d's channel groups last: (..., dilation, groups).
+GROUPED_CONV_CASES = [
+    (4, 2, 4, 6, 6, 6, 3, 1, 1, 1, 2),
+    (6, 3, 8, 4, 5, 7, 3, 2, 1, 1, 4),
+    (4, 1, 4, 8, 5, 5, (3, 1), 1, (1, 0), (2, 1), 4),  # depthwise with channel multiplier 2
+]
+
+
 def _conv_inputs(case, dtype, bias=True, requires_grad=False):
-    n, g, cin, cout, h, w, k, stride, padding, dilation = case
+    n, g, cin, cout, h, w, k, stride, padding, dilation = case[:10]
+    groups = case[10] if len(case) > 10 else 1
     kh, kw = (k, k) if isinstance(k, int) else k
-    scale = 1 / math.sqrt(cin * kh * kw)
+    scale = 1 / math.sqrt(cin // groups * kh * kw)
     x = torch.randn(n, cin, h, w, dtype=torch.float64)
-    wl = torch.randn(cout, cin, kh, kw, dtype=torch.float64) * scale
-    wg = torch.randn(cout, cin, kh, kw, dtype=torch.float64) * scale
+    wl = torch.randn(cout, cin // groups, kh, kw, dtype=torch.float64) * scale
+    wg = torch.randn(cout, cin // groups, kh, kw, dtype=torch.float64) * scale
     b = torch.randn(cout, dtype=torch.float64) if bias else None
     tensors = [t.to(dtype).requires_grad_(requires_grad) if t is not None else None for t in (x, wl, wg, b)]
-    return tensors, dict(stride=stride, padding=padding, dilation=dilation, num_sets=g)
+    return tensors, dict(stride=stride, padding=padding, dilation=dilation, groups=groups, num_sets=g)
 
 
 def _pairs(**kw):
-    return {k: (v if k == "num_sets" else (v, v) if isinstance(v, int) else tuple(v)) for k, v in kw.items()}
+    """kw in the schema's order, stride/padding/dilation as pairs."""
+    return {k: (v if k in ("groups", "num_sets") else (v, v) if isinstance(v, int) else tuple(v))
+            for k, v in kw.items()}
 
 
 def _act64(t):
@@ -206,6 +217,67 @@ def test_conv2d_gradgradcheck(activation, slope, case):
     assert torch.autograd.gradgradcheck(fn, (x, wl, wg, b))
 
 
+@pytest.mark.parametrize("case", GROUPED_CONV_CASES)
+@pytest.mark.parametrize("activation, slope", ACTIVATIONS)
+def test_conv2d_channel_groups_match_reference(case, activation, slope):
+    # groups is nn.Conv2d's: both products (Lambda on x, Gamma on the set means) are grouped.
+    (x, wl, wg, b), kw = _conv_inputs(case, torch.float64, True, requires_grad=True)
+    out = bg.equivariant_conv2d(x, wl, wg, b, activation=activation, negative_slope=slope, **kw)
+    expected = equivariant_conv2d_reference(x, wl, wg, b, activation=activation, negative_slope=slope, **kw)
+    torch.testing.assert_close(out, expected, **PRODUCT_TOL[torch.float64])
+    fn = lambda *a: bg.equivariant_conv2d(*a, activation=activation, negative_slope=slope, **kw)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, wl, wg, b))
+
+
+def test_conv2d_channel_groups_gradgradcheck():
+    (x, wl, wg, b), kw = _conv_inputs(GROUPED_CONV_CASES[0], torch.float64, True, requires_grad=True)
+    fn = lambda *a: bg.equivariant_conv2d(*a, activation="leaky_relu", negative_slope=0.1, **kw)  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (x, wl, wg, b))
+
+
+def test_conv2d_module_channel_groups():
+    # nn.Conv2d's positional order: in, out, kernel_size, stride, padding, dilation, groups, bias.
+    conv = bg.EquivariantConv2d(4, 8, 3, 1, 1, 1, 4, False, num_sets=2, dtype=torch.float64)
+    assert conv.weight.shape == conv.weight_gamma.shape == (8, 1, 3, 3) and conv.bias is None
+    assert "groups=4" in repr(conv)
+    x = torch.randn(6, 4, 5, 5, dtype=torch.float64)
+    expected = equivariant_conv2d_reference(x, conv.weight, conv.weight_gamma, None, padding=1, groups=4, num_sets=2)
+    torch.testing.assert_close(conv(x), expected)
+    with pytest.raises(ValueError, match="groups"):
+        bg.EquivariantConv2d(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="groups"):
+        bg.EquivariantConv2d(4, 4, 3, groups=0)
+
+
+def test_conv2d_bad_channel_groups():
+    x = torch.randn(4, 4, 5, 5)
+    with pytest.raises(RuntimeError, match="groups: expected a positive number of channel groups, got 0"):
+        bg.equivariant_conv2d(x, torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3), groups=0)
+    with pytest.raises(RuntimeError, match="groups: the 4 input channels of x do not split into 3 groups"):
+        bg.equivariant_conv2d(x, torch.randn(3, 1, 3, 3), torch.randn(3, 1, 3, 3), groups=3)
+    with pytest.raises(RuntimeError, match="groups: the 3 output channels of weight do not split into 2 groups"):
+        bg.equivariant_conv2d(x, torch.randn(3, 2, 3, 3), torch.randn(3, 2, 3, 3), groups=2)
+    with pytest.raises(RuntimeError, match="weight: expected 2 input channels/features per group"):
+        bg.equivariant_conv2d(x, torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3), groups=2)
+
+
+def test_make_equivariant_carries_channel_groups():
+    disc = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 3, groups=8))
+    eq = bg.make_equivariant(disc, 2)
+    convs = [m for m in eq.modules() if isinstance(m, bg.EquivariantConv2d)]
+    assert [c.groups for c in convs] == [2, 8]
+    for src, dst in zip((disc[0], disc[2]), convs):
+        assert dst.weight.shape == src.weight.shape == dst.weight_gamma.shape
+        torch.testing.assert_close(dst.weight, src.weight * 2 / 3)
+    assert convs[0].activation == "leaky_relu"  # the LeakyReLU after it is fused into the layer
+    x = torch.randn(4, 4, 6, 6)
+    h = equivariant_conv2d_reference(x, convs[0].weight, convs[0].weight_gamma, convs[0].bias, padding=1, groups=2,
+                                     num_sets=2, activation="leaky_relu", negative_slope=0.1)
+    h = equivariant_conv2d_reference(h, convs[1].weight, convs[1].weight_gamma, convs[1].bias, groups=8, num_sets=2)
+    with torch.no_grad():
+        torch.testing.assert_close(eq(x), set_mean_reference(h, 2), **PRODUCT_TOL[torch.float32])
+
+
 def test_first_order_backward_uses_the_fused_op():
     # The differentiable (composite) backward is only for create_graph=True; an ordinary
     # backward runs the fused backward op.
@@ -287,7 +359,12 @@ def test_only_requested_gradients_are_computed():
 def _opcheck_cases():
     (x, wl, wg, b), kw = _conv_inputs(CONV_CASES[1], torch.float32, True)
     p = _pairs(**kw)
-    conv_args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], p["num_sets"], "leaky_relu", 0.2)
+    conv_args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], 1, p["num_sets"], "leaky_relu", 0.2)
+    (xq, wq, wgq, bq), kwq = _conv_inputs(GROUPED_CONV_CASES[1], torch.float32, True)
+    q = _pairs(**kwq)
+    grouped_args = (xq, wq, wgq, bq, *q.values(), "relu", 0.0)
+    qout = torch.ops.batchgan.equivariant_conv2d(*grouped_args)
+    qm = torch.ops.batchgan.set_mean(xq, q["num_sets"])
     out = torch.ops.batchgan.equivariant_conv2d(*conv_args)
     xl = torch.randn(6, 5)
     wll, wlg = torch.randn(4, 5), torch.randn(4, 5)
@@ -298,14 +375,19 @@ def _opcheck_cases():
     xlm = torch.ops.batchgan.set_mean(xl, 2)
     return [
         ("equivariant_conv2d", conv_args),
-        ("equivariant_conv2d", (x, wl, wg, None, p["stride"], p["padding"], p["dilation"], 1, "identity", 0.0)),
+        ("equivariant_conv2d", (x, wl, wg, None, p["stride"], p["padding"], p["dilation"], 1, 1, "identity", 0.0)),
         ("equivariant_conv2d", (x.to(memory_format=torch.channels_last), wl, wg, b, p["stride"], p["padding"],
-                                p["dilation"], 3, "relu", 0.0)),
+                                p["dilation"], 1, 3, "relu", 0.0)),
         ("_equivariant_conv2d_forward", conv_args),
         ("_equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, True, p["stride"], p["padding"],
-                                         p["dilation"], p["num_sets"], "leaky_relu", 0.2, [True, True, True, True])),
+                                         p["dilation"], 1, p["num_sets"], "leaky_relu", 0.2, [True, True, True, True])),
         ("_equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, False, p["stride"], p["padding"],
-                                         p["dilation"], p["num_sets"], "leaky_relu", 0.2, [True, False, True, False])),
+                                         p["dilation"], 1, p["num_sets"], "leaky_relu", 0.2,
+                                         [True, False, True, False])),
+        ("equivariant_conv2d", grouped_args),
+        ("_equivariant_conv2d_forward", grouped_args),
+        ("_equivariant_conv2d_backward", (torch.randn(qout.shape), qout, xq, qm, wq, wgq, True, *q.values(), "relu",
+                                         0.0, [True, True, True, True])),
         ("equivariant_linear", lin_args),
         ("equivariant_linear", (xl, wll, wlg, None, 6, "identity", 0.0)),
         ("_equivariant_linear_forward", lin_args),
@@ -317,7 +399,7 @@ def _opcheck_cases():
     ]
 
 
-@pytest.mark.parametrize("index", range(13))
+@pytest.mark.parametrize("index", range(16))
 def test_opcheck(index):
     name, args = _opcheck_cases()[index]
     if not name.endswith(("_backward", "_forward")):
@@ -563,7 +645,7 @@ def test_make_equivariant_bad_arguments():
     with pytest.raises(ValueError, match="set_size"):
         bg.make_equivariant(nn.Linear(2, 2), 0)
     with pytest.raises(ValueError, match="discriminator"):
-        bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), 2)
+        bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, padding_mode="reflect")), 2)
     single = bg.make_equivariant(nn.Linear(3, 1), 2)
     assert single(torch.randn(6, 3)).shape == (3, 1)
 
@@ -663,6 +745,8 @@ EMULATED_CONV_CASES = [
     (3, 3, 2, 3, 5, 7, 3, 1, 1, 1),  # size-1 sets, 3*3*35 = 315 outputs: not a multiple of 256
     (4, 1, 3, 2, 9, 9, 4, 2, 1, 1),
     (6, 2, 2, 5, 11, 3, (3, 1), (2, 1), (1, 0), (1, 1)),
+    GROUPED_CONV_CASES[0],
+    GROUPED_CONV_CASES[2],
 ]
 
 
@@ -675,7 +759,7 @@ def test_emulated_conv2d_matches_cpu(emulated, dtype, case, activation, slope, c
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     p = _pairs(**kw)
-    args = (x, wl, wg, b, p["stride"], p["padding"], p["dilation"], p["num_sets"], activation, slope)
+    args = (x, wl, wg, b, *p.values(), activation, slope)
     out = emulated.equivariant_conv2d(*args)
     expected = torch.ops.batchgan.equivariant_conv2d(*args)
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
@@ -684,8 +768,8 @@ def test_emulated_conv2d_matches_cpu(emulated, dtype, case, activation, slope, c
     torch.testing.assert_close(out_f, expected, **TOLERANCES[dtype])
     torch.testing.assert_close(mean_f, torch.ops.batchgan.set_mean(x, p["num_sets"]), **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    bargs = (grad, expected, x, torch.ops.batchgan.set_mean(x, p["num_sets"]), wl, wg, True, p["stride"], p["padding"],
-             p["dilation"], p["num_sets"], activation, slope, [True] * 4)
+    bargs = (grad, expected, x, torch.ops.batchgan.set_mean(x, p["num_sets"]), wl, wg, True, *p.values(), activation,
+             slope, [True] * 4)
     for a, e in zip(emulated._equivariant_conv2d_backward(*bargs), torch.ops.batchgan._equivariant_conv2d_backward(*bargs)):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 
@@ -723,6 +807,6 @@ def test_emulated_set_mean_matches_cpu(emulated, dtype, shape, num_sets):
 def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
     with pytest.raises(RuntimeError, match="num_sets: the batch of 4 samples does not split into 3"):
         emulated.equivariant_conv2d(torch.randn(4, 3, 5, 5), torch.randn(2, 3, 3, 3), torch.randn(2, 3, 3, 3), None,
-                                    [1, 1], [0, 0], [1, 1], 3, "identity", 0.0)
+                                    [1, 1], [0, 0], [1, 1], 1, 3, "identity", 0.0)
     with pytest.raises(RuntimeError, match="weight_gamma: expected the shape of weight"):
         emulated.equivariant_linear(torch.randn(4, 3), torch.randn(2, 3), torch.randn(3, 3), None, 1, "relu", 0.0)

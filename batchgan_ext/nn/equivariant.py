@@ -81,19 +81,24 @@ class _EquivariantLayer(nn.Module, _SetCount):
 class EquivariantConv2d(_EquivariantLayer):
     """``y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma))`` (eq. 12).
 
-    nn.Conv2d's constructor (no channel num_sets, zero padding) plus:
+    nn.Conv2d's constructor (channel ``groups`` as in nn.Conv2d; zero padding only) plus:
       - ``set_size``: samples per set; at forward the batch of N is N // set_size sets (N must
         be divisible). ``num_sets``: a fixed number of sets instead. Neither: the batch is one set.
       - ``activation``: 'identity', 'relu' or 'leaky_relu' (``negative_slope`` >= 0), fused.
-    Parameters: ``weight`` (Lambda) and ``weight_gamma`` (Gamma), both (C_out, C_in, kh, kw),
+    Parameters: ``weight`` (Lambda) and ``weight_gamma`` (Gamma), both (C_out, C_in/groups, kh, kw),
     and ``bias`` (C_out,). Works under spectral_norm applied to weight and weight_gamma.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
-                 set_size=None, num_sets=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 *, set_size=None, num_sets=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
         super().__init__()
         self._init_sets(set_size, num_sets)
         _check_activation(activation, negative_slope)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups: expected a positive integer, got {groups!r}")
+        if in_channels % groups != 0 or out_channels % groups != 0:
+            raise ValueError(f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+                             f"divisible by groups ({groups})")
         factory = dict(device=device, dtype=dtype)
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -101,9 +106,10 @@ class EquivariantConv2d(_EquivariantLayer):
         self.stride = pair(stride, "stride")
         self.padding = pair(padding, "padding")
         self.dilation = pair(dilation, "dilation")
+        self.groups = groups
         self.activation = activation
         self.negative_slope = float(negative_slope)
-        shape = (out_channels, in_channels) + self.kernel_size
+        shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = nn.Parameter(torch.empty(shape, **factory))
         self.weight_gamma = nn.Parameter(torch.empty(shape, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
@@ -111,11 +117,14 @@ class EquivariantConv2d(_EquivariantLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return equivariant_conv2d(x, self.weight, self.weight_gamma, self.bias, self.stride, self.padding,
-                                  self.dilation, self._num_sets_for(x.shape[0]), self.activation, self.negative_slope)
+                                  self.dilation, self.groups, self._num_sets_for(x.shape[0]), self.activation,
+                                  self.negative_slope)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, "
+                f"padding={self.padding}, dilation={self.dilation}"
+                + (f", groups={self.groups}" if self.groups != 1 else "")
+                + f", bias={self.bias is not None}, "
                 f"{self._sets_repr()}, activation={self.activation!r}"
                 + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""))
 

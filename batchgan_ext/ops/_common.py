@@ -1,11 +1,15 @@
 """Argument helpers and constants shared by the functional wrappers."""
 
+import json
 from typing import Sequence, Tuple, Union
+
+import torch
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu")
 
-# kPairwiseMaxPopulations in csrc/ops/pairwise_l1_features/pairwise_l1_features_math.h
-MAX_POPULATIONS = 8
+# kPairwiseMaxPopulations (csrc/ops/pairwise_l1_features/pairwise_l1_features_math.h), read from
+# the compiled library, which the package has loaded before any of its modules.
+MAX_POPULATIONS = json.loads(torch.ops.batchgan._build_info())["max_populations"]
 
 IntOrPair = Union[int, Sequence[int]]
 

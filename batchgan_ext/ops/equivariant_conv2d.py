@@ -18,6 +18,7 @@ def equivariant_conv2d(
     stride: IntOrPair = 1,
     padding: IntOrPair = 0,
     dilation: IntOrPair = 1,
+    groups: int = 1,
     num_sets: int = 1,
     activation: str = "identity",
     negative_slope: float = 0.01,
@@ -26,12 +27,12 @@ def equivariant_conv2d(
     ``y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma))``.
 
     ``x``: (N, C_in, H, W), N = ``num_sets`` sets of N/num_sets consecutive samples, each set with
-    its own mean (``num_sets`` counts sets, not nn.Conv2d's channel num_sets). ``weight`` (Lambda)
-    and ``weight_gamma`` (Gamma): (C_out, C_in, kh, kw); ``stride``/``padding``/``dilation`` as
-    in :func:`torch.nn.functional.conv2d`. ``activation``: 'identity', 'relu' or 'leaky_relu'
+    its own mean. ``weight`` (Lambda) and ``weight_gamma`` (Gamma): (C_out, C_in/groups, kh, kw);
+    ``stride``/``padding``/``dilation``/``groups`` (channel groups) as in
+    :func:`torch.nn.functional.conv2d`. ``activation``: 'identity', 'relu' or 'leaky_relu'
     (``negative_slope`` >= 0). float32/float64/float16/bfloat16; channels_last stays channels_last.
     """
     return torch.ops.batchgan.equivariant_conv2d(
         x, weight, weight_gamma, bias, pair(stride, "stride"), pair(padding, "padding"),
-        pair(dilation, "dilation"), num_sets, activation, float(negative_slope),
+        pair(dilation, "dilation"), groups, num_sets, activation, float(negative_slope),
     )

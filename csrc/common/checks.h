@@ -18,13 +18,20 @@ inline void check_float_tensor(const at::Tensor& t, const char* name) {
 }
 
 inline void check_same_device(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
-  TORCH_CHECK(a.device() == b.device(), b_name, ": expected a tensor on the same device as ", a_name, " (",
-              a.device(), "), got one on ", b.device());
+  TORCH_CHECK(a.device() == b.device(), b_name, ": expected a tensor on the same device as ", a_name, " (", a.device(),
+              "), got one on ", b.device());
 }
 
 inline void check_device_type(const at::Tensor& t, const char* name, c10::DeviceType expected) {
   TORCH_CHECK(t.device().type() == expected, name, ": expected a ", c10::DeviceTypeName(expected),
               " tensor, got one on ", t.device());
+}
+
+// A batch of `batch` samples cut into num_sets sets of batch / num_sets consecutive samples.
+inline void check_num_sets(int64_t batch, int64_t num_sets) {
+  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
+  TORCH_CHECK(batch % num_sets == 0, "num_sets: the batch of ", batch, " samples does not split into ", num_sets,
+              " equal sets");
 }
 
 }  // namespace batchgan

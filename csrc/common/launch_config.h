@@ -56,7 +56,8 @@ inline LaunchConfig pairwise_tile_launch_config(int64_t set_size, int64_t kernel
   TORCH_CHECK(set_size > 0, "batchgan internal error: pairwise launch over an empty set");
   TORCH_CHECK(kernels >= 1 && kernels <= 65535, "M: the CUDA kernel handles at most 65535 kernels (size(1)), got ",
               kernels);
-  TORCH_CHECK(num_sets >= 1 && num_sets <= 65535, "num_sets: the CUDA kernel handles at most 65535 sets, got ", num_sets);
+  TORCH_CHECK(num_sets >= 1 && num_sets <= 65535, "num_sets: the CUDA kernel handles at most 65535 sets, got ",
+              num_sets);
   LaunchConfig cfg;
   cfg.block[0] = kPairwiseTileRows;
   cfg.grid[0] = static_cast<unsigned>(ceil_div(set_size, kPairwiseTileRows));

@@ -55,8 +55,7 @@ inline Activation parse_activation(c10::string_view activation, double negative_
   } else if (activation == "leaky_relu") {
     act = Activation::kLeakyRelu;
   } else {
-    TORCH_CHECK(false, "activation: expected 'identity', 'relu' or 'leaky_relu', got '", std::string(activation),
-                "'");
+    TORCH_CHECK(false, "activation: expected 'identity', 'relu' or 'leaky_relu', got '", std::string(activation), "'");
   }
   // The backward reads act' off the output, which needs y > 0 <=> z > 0 (equivariant_math.h).
   TORCH_CHECK(act != Activation::kLeakyRelu || (std::isfinite(negative_slope) && negative_slope >= 0.0),
@@ -68,9 +67,7 @@ inline Activation parse_activation(c10::string_view activation, double negative_
 
 inline SetLayout make_set_layout(int64_t batch, int64_t num_sets, const char* x_name) {
   TORCH_CHECK(batch > 0, x_name, ": expected a non-empty batch, got 0 samples");
-  TORCH_CHECK(num_sets >= 1, "num_sets: expected a positive number of sets, got ", num_sets);
-  TORCH_CHECK(batch % num_sets == 0, "num_sets: the batch of ", batch, " samples does not split into ", num_sets,
-              " equal sets");
+  check_num_sets(batch, num_sets);
   SetLayout layout;
   layout.batch = batch;
   layout.num_sets = num_sets;
@@ -85,16 +82,23 @@ inline void check_like_x(const at::Tensor& x, const at::Tensor& t, const char* n
   check_same_device(x, "x", t, name);
 }
 
-// weight (Lambda), weight_gamma (Gamma) and bias against x; `in_dim` is where the input
-// channels/features sit in weight.
+// weight (Lambda), weight_gamma (Gamma) and bias against x, with the input channels/features
+// of x split into `groups` channel groups (nn.Conv2d's; 1 for the linear layer).
 inline void check_layer_params(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                               const c10::optional<at::Tensor>& bias, int64_t weight_dim, const char* weight_desc) {
+                               const c10::optional<at::Tensor>& bias, int64_t weight_dim, const char* weight_desc,
+                               int64_t groups = 1) {
   check_like_x(x, weight, "weight");
   check_like_x(x, weight_gamma, "weight_gamma");
-  TORCH_CHECK(weight.dim() == weight_dim, "weight: expected a ", weight_dim, "-d tensor ", weight_desc,
-              ", got shape ", weight.sizes());
-  TORCH_CHECK(weight.size(1) == x.size(1), "weight: expected ", x.size(1), " input channels/features (x has shape ",
-              x.sizes(), "), got shape ", weight.sizes());
+  TORCH_CHECK(weight.dim() == weight_dim, "weight: expected a ", weight_dim, "-d tensor ", weight_desc, ", got shape ",
+              weight.sizes());
+  TORCH_CHECK(groups >= 1, "groups: expected a positive number of channel groups, got ", groups);
+  TORCH_CHECK(x.size(1) % groups == 0, "groups: the ", x.size(1), " input channels of x do not split into ", groups,
+              " groups");
+  TORCH_CHECK(weight.size(0) % groups == 0, "groups: the ", weight.size(0),
+              " output channels of weight do not split into ", groups, " groups");
+  TORCH_CHECK(weight.size(1) * groups == x.size(1), "weight: expected ", x.size(1) / groups, " input channels/features",
+              groups > 1 ? " per group" : "", " (x has shape ", x.sizes(),
+              groups > 1 ? ", groups " + std::to_string(groups) : std::string(), "), got shape ", weight.sizes());
   TORCH_CHECK(weight_gamma.sizes() == weight.sizes(), "weight_gamma: expected the shape of weight ", weight.sizes(),
               ", got ", weight_gamma.sizes());
   if (bias.has_value() && bias->defined()) {
@@ -105,8 +109,8 @@ inline void check_layer_params(const at::Tensor& x, const at::Tensor& weight, co
 }
 
 inline void check_conv_params(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
-  TORCH_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1,
-              "stride: expected two positive integers, got ", stride);
+  TORCH_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, "stride: expected two positive integers, got ",
+              stride);
   TORCH_CHECK(padding.size() == 2 && padding[0] >= 0 && padding[1] >= 0,
               "padding: expected two non-negative integers, got ", padding);
   TORCH_CHECK(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1,
@@ -189,15 +193,13 @@ inline void check_x_mean(const at::Tensor& x, const at::Tensor& x_mean, int64_t 
 
 // Returns (y, xm): the layer's output and the set means it used.
 template <typename Backend>
-std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Tensor& x, const at::Tensor& weight,
-                                                                   const at::Tensor& weight_gamma,
-                                                                   const c10::optional<at::Tensor>& bias,
-                                                                   at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                   at::IntArrayRef dilation, int64_t num_sets,
-                                                                   c10::string_view activation, double negative_slope) {
+std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(
+    const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
+    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, int64_t num_sets, c10::string_view activation, double negative_slope) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
-  check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in, kh, kw)");
+  check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in/groups, kh, kw)", groups);
   check_conv_params(stride, padding, dilation);
   SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
   // Keep the caller's layout: channels_last stays channels_last end to end.
@@ -207,8 +209,8 @@ std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(const at::Ten
   at::Tensor xm = at::empty({num_sets, x.size(1), x.size(2), x.size(3)}, x.options().memory_format(fmt));
   if (xm.numel() > 0) Backend::set_mean(x_c, xm, layout);
   // Bias goes to the epilogue, not to the backend's conv: it is one more read there for free.
-  at::Tensor main = at::conv2d(x_c, weight, {}, stride, padding, dilation).contiguous(fmt);
-  const at::Tensor gm = at::conv2d(xm, weight_gamma, {}, stride, padding, dilation).contiguous(fmt);
+  at::Tensor main = at::conv2d(x_c, weight, {}, stride, padding, dilation, groups).contiguous(fmt);
+  const at::Tensor gm = at::conv2d(xm, weight_gamma, {}, stride, padding, dilation, groups).contiguous(fmt);
   layout.inner = main.numel() / layout.batch;
   layout.channels = main.size(1);
   layout.chan_stride = fmt == at::MemoryFormat::ChannelsLast ? 1 : main.size(2) * main.size(3);
@@ -222,11 +224,11 @@ template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_impl(
     const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
     const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t num_sets, c10::string_view activation,
     double negative_slope, std::array<bool, 4> output_mask) {
   const Activation act = parse_activation(activation, negative_slope);
   check_conv_input(x);
-  check_layer_params(x, weight, weight_gamma, c10::nullopt, 4, "(C_out, C_in, kh, kw)");
+  check_layer_params(x, weight, weight_gamma, c10::nullopt, 4, "(C_out, C_in/groups, kh, kw)", groups);
   check_conv_params(stride, padding, dilation);
   check_grad_like_out(grad, out, x);
   TORCH_CHECK(out.size(1) == weight.size(0), "out: expected ", weight.size(0), " channels, got shape ", out.sizes());
@@ -242,12 +244,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
   at::Tensor dz = at::empty_like(out_c, out_c.options().memory_format(fmt));
   at::Tensor dzs = at::empty({num_sets, out.size(1), out.size(2), out.size(3)}, out.options().memory_format(fmt));
   layout.inner = out_c.numel() / layout.batch;
-  if (out_c.numel() > 0) Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
-  else dzs.zero_();
+  if (out_c.numel() > 0)
+    Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
+  else
+    dzs.zero_();
 
   at::Tensor grad_x, grad_w, grad_g;
   if (need_x || need_w) {
-    auto r = at::convolution_backward(dz, x_c, weight, c10::nullopt, stride, padding, dilation, false, {0, 0}, 1,
+    auto r = at::convolution_backward(dz, x_c, weight, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups,
                                       {need_x, need_w, false});
     grad_x = std::get<0>(r);
     grad_w = std::get<1>(r).contiguous();
@@ -255,7 +259,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
   if (need_x || need_g) {
     const at::Tensor xm = x_mean.contiguous(fmt);
     auto r = at::convolution_backward(dzs, xm, weight_gamma, c10::nullopt, stride, padding, dilation, false, {0, 0},
-                                      1, {need_x, need_g, false});
+                                      groups, {need_x, need_g, false});
     grad_g = std::get<1>(r).contiguous();
     if (need_x) {
       grad_x = grad_x.contiguous(fmt);
@@ -265,8 +269,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_ba
     }
   }
   at::Tensor grad_b = need_b ? bias_grad_from_set_sums(dzs, {0, 2, 3}) : empty_grad(x);
-  return {need_x ? grad_x : empty_grad(x), need_w ? grad_w : empty_grad(x), need_g ? grad_g : empty_grad(x),
-          grad_b};
+  return {need_x ? grad_x : empty_grad(x), need_w ? grad_w : empty_grad(x), need_g ? grad_g : empty_grad(x), grad_b};
 }
 
 // ---- linear -----------------------------------------------------------------------------
@@ -364,8 +367,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_ba
   if (!fused_small) {
     at::Tensor dz = at::empty_like(out_c);
     layout.inner = out.size(1);
-    if (out_c.numel() > 0) Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
-    else dzs.zero_();
+    if (out_c.numel() > 0)
+      Backend::epilogue_backward(grad_c, out_c, dz, dzs, layout, act, negative_slope);
+    else
+      dzs.zero_();
     grad_x = need_x ? at::mm(dz, weight) : empty_grad(x);
     grad_w = need_w ? at::mm(dz.t(), x_c) : empty_grad(x);
   }

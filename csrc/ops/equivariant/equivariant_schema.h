@@ -3,7 +3,8 @@
 // with the emulated CUDA kernels (cuda/equivariant_emulated.cpp).
 //
 // `num_sets` is everywhere the number of sets G the batch of N samples is cut into (N/G
-// consecutive samples per set, each set with its own mean), never nn.Conv2d's channel num_sets.
+// consecutive samples per set, each set with its own mean); `groups` is nn.Conv2d's channel
+// groups, applied to both products (weight and weight_gamma are (C_out, C_in/groups, kh, kw)).
 #pragma once
 
 namespace batchgan {
@@ -11,21 +12,22 @@ namespace batchgan {
 // y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma)), eq. 12.
 inline constexpr const char* kEquivariantConv2dSchema =
     "equivariant_conv2d(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int[2] stride=1, "
-    "int[2] padding=0, int[2] dilation=1, int num_sets=1, str activation=\"identity\", float negative_slope=0.01) "
-    "-> Tensor";
+    "int[2] padding=0, int[2] dilation=1, int groups=1, int num_sets=1, str activation=\"identity\", "
+    "float negative_slope=0.01) -> Tensor";
 // The forward the autograd kernel of equivariant_conv2d runs (no autograd of its own, like the
 // _backward ops): the output and the set means x_mean (G, C, H, W) of x, which the backward
 // needs for the Gamma gradient (saved rather than recomputed: one pass over x less).
 inline constexpr const char* kEquivariantConv2dForwardSchema =
     "_equivariant_conv2d_forward(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int[2] stride=1, "
-    "int[2] padding=0, int[2] dilation=1, int num_sets=1, str activation=\"identity\", float negative_slope=0.01) "
-    "-> (Tensor, Tensor)";
+    "int[2] padding=0, int[2] dilation=1, int groups=1, int num_sets=1, str activation=\"identity\", "
+    "float negative_slope=0.01) -> (Tensor, Tensor)";
 // Gradients of (x, weight, weight_gamma, bias) from the output gradient, the output (the
 // activation's derivative is read off the output) and the saved set means. Outputs not asked
 // for in output_mask are empty tensors of shape (0,).
 inline constexpr const char* kEquivariantConv2dBackwardSchema =
-    "_equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor weight_gamma, "
-    "bool has_bias, int[2] stride, int[2] padding, int[2] dilation, int num_sets, str activation, "
+    "_equivariant_conv2d_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor "
+    "weight_gamma, "
+    "bool has_bias, int[2] stride, int[2] padding, int[2] dilation, int groups, int num_sets, str activation, "
     "float negative_slope, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)";
 
 // y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T), eq. 12 for x of shape (N, F).
@@ -37,7 +39,8 @@ inline constexpr const char* kEquivariantLinearForwardSchema =
     "_equivariant_linear_forward(Tensor x, Tensor weight, Tensor weight_gamma, Tensor? bias, int num_sets=1, "
     "str activation=\"identity\", float negative_slope=0.01) -> (Tensor, Tensor)";
 inline constexpr const char* kEquivariantLinearBackwardSchema =
-    "_equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor weight_gamma, "
+    "_equivariant_linear_backward(Tensor grad, Tensor out, Tensor x, Tensor x_mean, Tensor weight, Tensor "
+    "weight_gamma, "
     "bool has_bias, int num_sets, str activation, float negative_slope, bool[4] output_mask) "
     "-> (Tensor, Tensor, Tensor, Tensor)";
 

@@ -39,8 +39,7 @@ inline MixInputs mix_prepare(const at::Tensor& real, const at::Tensor& fake, con
   check_float_tensor(real, "real");
   check_float_tensor(fake, "fake");
   TORCH_CHECK(real.dim() >= 1, "real: expected a batch of samples with the batch dimension first, got a 0-d tensor");
-  TORCH_CHECK(fake.sizes() == real.sizes(), "fake: expected the shape of real ", real.sizes(), ", got ",
-              fake.sizes());
+  TORCH_CHECK(fake.sizes() == real.sizes(), "fake: expected the shape of real ", real.sizes(), ", got ", fake.sizes());
   TORCH_CHECK(fake.scalar_type() == real.scalar_type(), "fake: expected the dtype of real (", real.scalar_type(),
               "), got ", fake.scalar_type());
   check_same_device(real, "real", fake, "fake");

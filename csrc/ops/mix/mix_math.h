@@ -13,9 +13,7 @@
 namespace batchgan {
 
 // Whether output sample b of half `half` (0 = mixed, 1 = complement) is the real sample b.
-BATCHGAN_HOST_DEVICE_INLINE bool mix_takes_real(bool beta, int64_t half) {
-  return beta != (half == 1);
-}
+BATCHGAN_HOST_DEVICE_INLINE bool mix_takes_real(bool beta, int64_t half) { return beta != (half == 1); }
 
 // Backward: which half of the output gradient flows into input sample b of `real`
 // (to_real) or of `fake` (!to_real); -1 when that sample was used by no output and its

@@ -5,10 +5,9 @@
 // ~250 us plain).
 //
 // Only the gradients autograd asks for are computed: needs_input_grad becomes the backward
-// op's output_mask, as in the former Python formula. The fused backward ops have no autograd
-// of their own; under create_graph=True (a gradient penalty, say: WGAN-GP, R1) the backward is
-// instead composed of differentiable ops (ATen's activation and convolution backward, mm, and
-// set_mean / set_mean_backward, which support any order), so second derivatives are exact.
+// op's output_mask. The fused backward ops have no autograd of their own; under
+// create_graph=True (a gradient penalty, say: WGAN-GP, R1) the backward is instead composed of
+// differentiable ops (layer_backward), so second derivatives are exact.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -33,25 +32,26 @@ using OutAndMean = std::tuple<at::Tensor, at::Tensor>;
 
 OutAndMean equivariant_conv2d_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                          const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                         c10::string_view activation, double negative_slope) {
+                                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                         int64_t num_sets, c10::string_view activation, double negative_slope) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::_equivariant_conv2d_forward", "")
                        .typed<decltype(equivariant_conv2d_forward_op)>();
-  return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets, activation, negative_slope);
+  return op.call(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets, activation,
+                 negative_slope);
 }
 
 Grads4 equivariant_conv2d_backward_op(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x,
                                       const at::Tensor& x_mean, const at::Tensor& weight,
                                       const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                      c10::string_view activation, double negative_slope,
+                                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                      int64_t num_sets, c10::string_view activation, double negative_slope,
                                       std::array<bool, 4> output_mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::_equivariant_conv2d_backward", "")
                        .typed<decltype(equivariant_conv2d_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, num_sets, activation,
-                 negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation, groups, num_sets,
+                 activation, negative_slope, output_mask);
 }
 
 OutAndMean equivariant_linear_forward_op(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
@@ -71,7 +71,8 @@ Grads4 equivariant_linear_backward_op(const at::Tensor& grad, const at::Tensor& 
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("batchgan::_equivariant_linear_backward", "")
                        .typed<decltype(equivariant_linear_backward_op)>();
-  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation, negative_slope, output_mask);
+  return op.call(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation, negative_slope,
+                 output_mask);
 }
 
 at::Tensor set_mean_op(const at::Tensor& x, int64_t num_sets) {
@@ -87,15 +88,19 @@ at::Tensor set_mean_backward_op(const at::Tensor& grad, int64_t batch) {
   return op.call(grad, batch);
 }
 
-// ---- shared pieces of the conv/linear functions --------------------------------------------
+// ---- equivariant_conv2d and equivariant_linear ------------------------------------------
 
-// Saves (out, x, x_mean, weight, weight_gamma) and whether there is a bias. x_mean is the
-// forward's set means (G samples): saved so that the backward does not read x again for them.
+// Saves (out, x, x_mean, weight, weight_gamma), whether there is a bias, and the arguments both
+// layers have. x_mean is the forward's set means (G samples): saved so that the backward does
+// not read x again for them.
 void save_layer(AutogradContext* ctx, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-                const at::Tensor& weight, const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias) {
-  const bool has_bias = bias.has_value() && bias->defined();
+                const at::Tensor& weight, const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
+                int64_t num_sets, c10::string_view activation, double negative_slope) {
   ctx->save_for_backward({out, x, x_mean, weight, weight_gamma});
-  ctx->saved_data["has_bias"] = has_bias;
+  ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
+  ctx->saved_data["num_sets"] = num_sets;
+  ctx->saved_data["activation"] = std::string(activation);
+  ctx->saved_data["negative_slope"] = negative_slope;
 }
 
 // True when the backward itself is being recorded (create_graph=True with a differentiable
@@ -119,129 +124,122 @@ at::Tensor activation_backward_differentiable(const at::Tensor& grad, const at::
   return grad;
 }
 
-// Per-set sums dzs (G, ...) of dz and the set means of x, recorded in the graph.
-std::pair<at::Tensor, at::Tensor> set_sums_and_means(const at::Tensor& dz, const at::Tensor& x, int64_t num_sets) {
-  const int64_t set_size = x.size(0) / num_sets;
-  return {set_mean_op(dz, num_sets) * static_cast<double>(set_size), set_mean_op(x, num_sets)};
+// The backward of both layers. Layer supplies what differs, the product (convolution or
+// matrix product):
+//   kNumOtherArgs                 the forward's arguments after (x, weight, weight_gamma, bias)
+//   kBiasSumDims                  the dims of dzs summed for the bias gradient
+//   fused_backward(ctx, grad, saved, has_bias, mask)   the fused backward op
+//   product_backward(ctx, d, in, w, need_in, need_w)   (d * w^T, in^T d): the product's gradients
+// When the backward is itself differentiated (create_graph=True) it is composed of
+// differentiable ops instead: ATen's activation and product backward, set_mean and
+// set_mean_backward, so second derivatives are exact.
+template <typename Layer>
+variable_list layer_backward(AutogradContext* ctx, const variable_list& grads) {
+  const variable_list saved = ctx->get_saved_variables();
+  const bool has_bias = ctx->saved_data["has_bias"].toBool();
+  // output_mask from needs_input_grad; edges exist only for x, weight, weight_gamma and a
+  // defined bias (index 3).
+  const std::array<bool, 4> mask = {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2),
+                                    has_bias && ctx->needs_input_grad(3)};
+  Grads4 result;
+  if (differentiating_backward(grads[0], saved)) {
+    const at::Tensor &out = saved[0], &x = saved[1], &weight = saved[3], &weight_gamma = saved[4];
+    const int64_t num_sets = ctx->saved_data["num_sets"].toInt();
+    const at::Tensor dz = activation_backward_differentiable(grads[0], out, ctx->saved_data["activation"].toStringRef(),
+                                                             ctx->saved_data["negative_slope"].toDouble());
+    // Per-set sums dzs (G, ...) of dz and the set means of x, recorded in the graph.
+    const at::Tensor dzs = set_mean_op(dz, num_sets) * static_cast<double>(x.size(0) / num_sets);
+    const at::Tensor xm = set_mean_op(x, num_sets);
+    auto [grad_x, grad_w] = Layer::product_backward(ctx, dz, x, weight, mask[0], mask[1]);
+    auto [grad_xm, grad_g] = Layer::product_backward(ctx, dzs, xm, weight_gamma, mask[0], mask[2]);
+    if (mask[0]) grad_x = grad_x + set_mean_backward_op(grad_xm, x.size(0));
+    const at::Tensor grad_b = mask[3] ? dzs.sum(at::IntArrayRef(Layer::kBiasSumDims)) : at::Tensor();
+    result = {grad_x, grad_w, grad_g, grad_b};
+  } else {
+    result = Layer::fused_backward(ctx, grads[0], saved, has_bias, mask);
+  }
+  // Gradients for (x, weight, weight_gamma, bias), then undefined ones for the other
+  // arguments; gradients not asked for are undefined (the fused op returns (0,) for them).
+  variable_list grads_out = {mask[0] ? std::get<0>(result) : at::Tensor(), mask[1] ? std::get<1>(result) : at::Tensor(),
+                             mask[2] ? std::get<2>(result) : at::Tensor(),
+                             mask[3] ? std::get<3>(result) : at::Tensor()};
+  grads_out.resize(4 + Layer::kNumOtherArgs);
+  return grads_out;
 }
-
-// output_mask from needs_input_grad; edges exist only for x, weight, weight_gamma and a
-// defined bias (index 3).
-std::array<bool, 4> layer_output_mask(AutogradContext* ctx, bool has_bias) {
-  return {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2),
-          has_bias && ctx->needs_input_grad(3)};
-}
-
-// Gradients for (x, weight, weight_gamma, bias) followed by `n_rest` undefined ones for the
-// non-tensor arguments; gradients not asked for are undefined (the op returns (0,) for them).
-variable_list layer_grads(const Grads4& grads, const std::array<bool, 4>& mask, size_t n_rest) {
-  variable_list result = {mask[0] ? std::get<0>(grads) : at::Tensor(), mask[1] ? std::get<1>(grads) : at::Tensor(),
-                          mask[2] ? std::get<2>(grads) : at::Tensor(), mask[3] ? std::get<3>(grads) : at::Tensor()};
-  result.resize(4 + n_rest);
-  return result;
-}
-
-// ---- equivariant_conv2d ----------------------------------------------------------------
 
 class EquivariantConv2dFunction : public torch::autograd::Function<EquivariantConv2dFunction> {
  public:
+  static constexpr size_t kNumOtherArgs = 7;
+  static constexpr std::array<int64_t, 3> kBiasSumDims = {0, 2, 3};
+
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias,
-                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                            c10::string_view activation, double negative_slope) {
+                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            int64_t num_sets, c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
-                                                       activation, negative_slope);
-    save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
+    auto [out, x_mean] = equivariant_conv2d_forward_op(x, weight, weight_gamma, bias, stride, padding, dilation, groups,
+                                                       num_sets, activation, negative_slope);
+    save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias, num_sets, activation, negative_slope);
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
-    ctx->saved_data["num_sets"] = num_sets;
-    ctx->saved_data["activation"] = std::string(activation);
-    ctx->saved_data["negative_slope"] = negative_slope;
+    ctx->saved_data["groups"] = groups;
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const bool has_bias = ctx->saved_data["has_bias"].toBool();
-    const std::array<bool, 4> mask = layer_output_mask(ctx, has_bias);
-    if (differentiating_backward(grads[0], saved)) {
-      return layer_grads(differentiable_backward(ctx, grads[0], saved, mask), mask, 6);
-    }
-    const Grads4 result = equivariant_conv2d_backward_op(
-        grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
-        ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
-        ctx->saved_data["num_sets"].toInt(), ctx->saved_data["activation"].toStringRef(),
-        ctx->saved_data["negative_slope"].toDouble(), mask);
-    return layer_grads(result, mask, 6);
+    return layer_backward<EquivariantConv2dFunction>(ctx, grads);
   }
 
- private:
-  // The backward of equivariant.h composed of differentiable ops (create_graph=True).
-  static Grads4 differentiable_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved,
-                                        const std::array<bool, 4>& mask) {
-    const at::Tensor &out = saved[0], &x = saved[1], &weight = saved[3], &weight_gamma = saved[4];
-    const std::vector<int64_t> stride = ctx->saved_data["stride"].toIntVector();
-    const std::vector<int64_t> padding = ctx->saved_data["padding"].toIntVector();
-    const std::vector<int64_t> dilation = ctx->saved_data["dilation"].toIntVector();
-    const at::Tensor dz = activation_backward_differentiable(grad, out, ctx->saved_data["activation"].toStringRef(),
-                                                             ctx->saved_data["negative_slope"].toDouble());
-    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["num_sets"].toInt());
-    auto [grad_x, grad_w, unused_b] = at::convolution_backward(dz, x, weight, c10::nullopt, stride, padding, dilation,
-                                                               false, {0, 0}, 1, {mask[0], mask[1], false});
-    auto [grad_xm, grad_g, unused_bg] = at::convolution_backward(
-        dzs, xm, weight_gamma, c10::nullopt, stride, padding, dilation, false, {0, 0}, 1, {mask[0], mask[2], false});
-    if (mask[0]) grad_x = grad_x + set_mean_backward_op(grad_xm, x.size(0));
-    const at::Tensor grad_b = mask[3] ? dzs.sum({0, 2, 3}) : at::Tensor();
-    return {grad_x, grad_w, grad_g, grad_b};
+  static Grads4 fused_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved, bool has_bias,
+                               const std::array<bool, 4>& mask) {
+    return equivariant_conv2d_backward_op(
+        grad, saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["stride"].toIntVector(),
+        ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
+        ctx->saved_data["groups"].toInt(), ctx->saved_data["num_sets"].toInt(),
+        ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
+  }
+
+  static std::pair<at::Tensor, at::Tensor> product_backward(AutogradContext* ctx, const at::Tensor& d,
+                                                            const at::Tensor& in, const at::Tensor& w, bool need_in,
+                                                            bool need_w) {
+    auto [grad_in, grad_w, unused_bias] =
+        at::convolution_backward(d, in, w, c10::nullopt, ctx->saved_data["stride"].toIntVector(),
+                                 ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
+                                 false, {0, 0}, ctx->saved_data["groups"].toInt(), {need_in, need_w, false});
+    return {grad_in, grad_w};
   }
 };
 
-// ---- equivariant_linear ----------------------------------------------------------------
-
 class EquivariantLinearFunction : public torch::autograd::Function<EquivariantLinearFunction> {
  public:
+  static constexpr size_t kNumOtherArgs = 3;
+  static constexpr std::array<int64_t, 1> kBiasSumDims = {0};
+
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& weight_gamma, const c10::optional<at::Tensor>& bias, int64_t num_sets,
                             c10::string_view activation, double negative_slope) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [out, x_mean] =
         equivariant_linear_forward_op(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
-    save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias);
-    ctx->saved_data["num_sets"] = num_sets;
-    ctx->saved_data["activation"] = std::string(activation);
-    ctx->saved_data["negative_slope"] = negative_slope;
+    save_layer(ctx, out, x, x_mean, weight, weight_gamma, bias, num_sets, activation, negative_slope);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const bool has_bias = ctx->saved_data["has_bias"].toBool();
-    const std::array<bool, 4> mask = layer_output_mask(ctx, has_bias);
-    if (differentiating_backward(grads[0], saved)) {
-      return layer_grads(differentiable_backward(ctx, grads[0], saved, mask), mask, 3);
-    }
-    const Grads4 result = equivariant_linear_backward_op(
-        grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["num_sets"].toInt(),
-        ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
-    return layer_grads(result, mask, 3);
+    return layer_backward<EquivariantLinearFunction>(ctx, grads);
   }
 
- private:
-  // The backward of equivariant.h composed of differentiable ops (create_graph=True).
-  static Grads4 differentiable_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved,
-                                        const std::array<bool, 4>& mask) {
-    const at::Tensor &out = saved[0], &x = saved[1], &weight = saved[3], &weight_gamma = saved[4];
-    const at::Tensor dz = activation_backward_differentiable(grad, out, ctx->saved_data["activation"].toStringRef(),
-                                                             ctx->saved_data["negative_slope"].toDouble());
-    const auto [dzs, xm] = set_sums_and_means(dz, x, ctx->saved_data["num_sets"].toInt());
-    at::Tensor grad_x, grad_w, grad_g, grad_b;
-    if (mask[0]) grad_x = at::mm(dz, weight) + set_mean_backward_op(at::mm(dzs, weight_gamma), x.size(0));
-    if (mask[1]) grad_w = at::mm(dz.t(), x);
-    if (mask[2]) grad_g = at::mm(dzs.t(), xm);
-    if (mask[3]) grad_b = dzs.sum(0);
-    return {grad_x, grad_w, grad_g, grad_b};
+  static Grads4 fused_backward(AutogradContext* ctx, const at::Tensor& grad, const variable_list& saved, bool has_bias,
+                               const std::array<bool, 4>& mask) {
+    return equivariant_linear_backward_op(
+        grad, saved[0], saved[1], saved[2], saved[3], saved[4], has_bias, ctx->saved_data["num_sets"].toInt(),
+        ctx->saved_data["activation"].toStringRef(), ctx->saved_data["negative_slope"].toDouble(), mask);
+  }
+
+  static std::pair<at::Tensor, at::Tensor> product_backward(AutogradContext*, const at::Tensor& d, const at::Tensor& in,
+                                                            const at::Tensor& w, bool need_in, bool need_w) {
+    return {need_in ? at::mm(d, w) : at::Tensor(), need_w ? at::mm(d.t(), in) : at::Tensor()};
   }
 };
 
@@ -284,9 +282,9 @@ class SetMeanBackwardFunction : public torch::autograd::Function<SetMeanBackward
 
 at::Tensor equivariant_conv2d_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
                                        const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                       c10::string_view activation, double negative_slope) {
-  return EquivariantConv2dFunction::apply(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
+                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                       int64_t num_sets, c10::string_view activation, double negative_slope) {
+  return EquivariantConv2dFunction::apply(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets,
                                           activation, negative_slope);
 }
 

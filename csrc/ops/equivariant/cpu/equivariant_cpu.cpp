@@ -11,6 +11,7 @@
 
 #include "common/dispatch_int.h"
 #include "ops/equivariant/equivariant.h"
+#include "ops/equivariant/equivariant_register.h"
 
 namespace batchgan {
 namespace {
@@ -46,8 +47,8 @@ template <typename acc_t, typename F>
 void for_set_chunks(const SetLayout& l, const F& f) {
   const int64_t threads = at::get_num_threads();
   const int64_t chunks_per_set = std::max<int64_t>(1, (threads + l.num_sets - 1) / l.num_sets);
-  const int64_t chunk = std::clamp<int64_t>((l.inner + chunks_per_set - 1) / chunks_per_set, kMinReduceChunk,
-                                            kMaxReduceChunk);
+  const int64_t chunk =
+      std::clamp<int64_t>((l.inner + chunks_per_set - 1) / chunks_per_set, kMinReduceChunk, kMaxReduceChunk);
   const int64_t chunks = (l.inner + chunk - 1) / chunk;
   const int64_t per_item = std::min(l.inner, chunk) * l.set_size;
   at::parallel_for(0, l.num_sets * chunks, grain_for(per_item), [&](int64_t begin, int64_t end) {
@@ -110,7 +111,8 @@ template <typename scalar_t, typename acc_t>
 void broadcast_run(scalar_t* __restrict__ dst, const scalar_t* __restrict__ src, int64_t len, acc_t scale,
                    bool accumulate) {
   if (accumulate) {
-    for (int64_t k = 0; k < len; ++k) dst[k] = static_cast<scalar_t>(static_cast<acc_t>(dst[k]) + static_cast<acc_t>(src[k]) * scale);
+    for (int64_t k = 0; k < len; ++k)
+      dst[k] = static_cast<scalar_t>(static_cast<acc_t>(dst[k]) + static_cast<acc_t>(src[k]) * scale);
   } else {
     for (int64_t k = 0; k < len; ++k) dst[k] = static_cast<scalar_t>(static_cast<acc_t>(src[k]) * scale);
   }
@@ -137,9 +139,9 @@ void small_forward_row(scalar_t* __restrict__ y, const acc_t* __restrict__ c, co
 // sums dzs, to the weight gradient gwt[k][o] += dz x_k, and dotted with Lambda for the
 // sample's input gradient gx[k] (returned through gx).
 template <Activation A, int kK, typename scalar_t, typename acc_t>
-void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
-                        const acc_t* __restrict__ wt, const acc_t* __restrict__ xv, acc_t* __restrict__ dzs,
-                        acc_t* __restrict__ gwt, acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
+void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y, const acc_t* __restrict__ wt,
+                        const acc_t* __restrict__ xv, acc_t* __restrict__ dzs, acc_t* __restrict__ gwt,
+                        acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
   acc_t dz[kChunk];
 #pragma omp simd
   for (int64_t o = 0; o < len; ++o) {
@@ -165,8 +167,8 @@ struct CpuKernels {
 
   // y = act(x Lambda^T + c[set]) for K <= kSmallLinearFeatures input features, one pass over y;
   // c (G, O) = bias + Gamma term in the accumulation dtype.
-  static void small_linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& c,
-                                   at::Tensor& y, const SetLayout& l, Activation act, double slope) {
+  static void small_linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& c, at::Tensor& y,
+                                   const SetLayout& l, Activation act, double slope) {
     const int64_t features = x.size(1), outs = y.size(1);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "equivariant_small_linear_cpu", [&] {
       using acc_t = at::opmath_type<scalar_t>;
@@ -195,8 +197,8 @@ struct CpuKernels {
   // all accumulated in float32 or better. Tasks own chunks of output features; each thread
   // accumulates its own (N, K) share of x_grad, summed at the end.
   static void small_linear_backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& x,
-                                    const at::Tensor& weight, at::Tensor& dzs, at::Tensor& x_grad,
-                                    at::Tensor& w_grad, const SetLayout& l, Activation act, double slope) {
+                                    const at::Tensor& weight, at::Tensor& dzs, at::Tensor& x_grad, at::Tensor& w_grad,
+                                    const SetLayout& l, Activation act, double slope) {
     const int64_t features = x.size(1), outs = y.size(1), batch = l.batch;
     const int64_t threads = at::get_num_threads();
     // Chunks narrow enough that every thread gets one when there are few output features.
@@ -226,8 +228,8 @@ struct CpuKernels {
               const int64_t o0 = item * chunk, len = std::min(chunk, outs - o0);
               for (int64_t n = 0; n < batch; ++n) {
                 small_backward_row<A, kK>(dyp + n * outs + o0, yp + n * outs + o0, wp + o0, xp + n * kK,
-                                          dzsp + (n / l.set_size) * outs + o0, gwp + o0, gx_thread + n * kK, outs,
-                                          len, sl);
+                                          dzsp + (n / l.set_size) * outs + o0, gwp + o0, gx_thread + n * kK, outs, len,
+                                          sl);
               }
             }
           });
@@ -331,83 +333,8 @@ struct CpuKernels {
   }
 };
 
-at::Tensor equivariant_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets,
-                                  c10::string_view activation, double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return std::get<0>(equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding,
-                                                                 dilation, num_sets, activation, negative_slope));
-}
-
-std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
-                                                                  const at::Tensor& weight_gamma,
-                                                                  const c10::optional<at::Tensor>& bias,
-                                                                  at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                  at::IntArrayRef dilation, int64_t num_sets,
-                                                                  c10::string_view activation, double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_conv2d_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, stride, padding, dilation, num_sets,
-                                                     activation, negative_slope);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_conv2d_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t num_sets, c10::string_view activation,
-    double negative_slope, std::array<bool, 4> output_mask) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_conv2d_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride,
-                                                      padding, dilation, num_sets, activation, negative_slope,
-                                                      output_mask);
-}
-
-at::Tensor equivariant_linear_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& weight_gamma,
-                                  const c10::optional<at::Tensor>& bias, int64_t num_sets, c10::string_view activation,
-                                  double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return std::get<0>(
-      equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, num_sets, activation, negative_slope));
-}
-
-std::tuple<at::Tensor, at::Tensor> equivariant_linear_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
-                                                                  const at::Tensor& weight_gamma,
-                                                                  const c10::optional<at::Tensor>& bias, int64_t num_sets,
-                                                                  c10::string_view activation, double negative_slope) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_linear_forward_impl<CpuKernels>(x, weight, weight_gamma, bias, num_sets, activation, negative_slope);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> equivariant_linear_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& out, const at::Tensor& x, const at::Tensor& x_mean,
-    const at::Tensor& weight, const at::Tensor& weight_gamma, bool has_bias, int64_t num_sets,
-    c10::string_view activation, double negative_slope, std::array<bool, 4> output_mask) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return equivariant_linear_backward_impl<CpuKernels>(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets,
-                                                      activation, negative_slope, output_mask);
-}
-
-at::Tensor set_mean_cpu(const at::Tensor& x, int64_t num_sets) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
-  return set_mean_impl<CpuKernels>(x, num_sets);
-}
-
-at::Tensor set_mean_backward_cpu(const at::Tensor& grad, int64_t batch) {
-  check_device_type(grad, "grad", c10::DeviceType::CPU);
-  return set_mean_backward_impl<CpuKernels>(grad, batch);
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("equivariant_conv2d", &equivariant_conv2d_cpu);
-  m.impl("_equivariant_conv2d_forward", &equivariant_conv2d_forward_cpu);
-  m.impl("_equivariant_conv2d_backward", &equivariant_conv2d_backward_cpu);
-  m.impl("equivariant_linear", &equivariant_linear_cpu);
-  m.impl("_equivariant_linear_forward", &equivariant_linear_forward_cpu);
-  m.impl("_equivariant_linear_backward", &equivariant_linear_backward_cpu);
-  m.impl("set_mean", &set_mean_cpu);
-  m.impl("_set_mean_backward", &set_mean_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(batchgan, CPU, m) { register_equivariant<CpuKernels, c10::DeviceType::CPU>(m, Registration::kImpl); }
 
 }  // namespace batchgan

@@ -1,5 +1,5 @@
 // CUDA kernels of the equivariant layers (the four fused passes of equivariant.h), written
-// against the portable subset of common/device_api.h: nvcc compiles them for the GPU
+// against the portable subset of device/device_api.h: nvcc compiles them for the GPU
 // (equivariant_cuda.cu), the host compiler for the CPU emulator (tests).
 //
 // The per-set reductions give each thread one element k of one set and let it walk the S
@@ -10,7 +10,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
-#include "common/device_api.h"
+#include "device/device_api.h"
 #include "ops/equivariant/equivariant.h"
 #include "ops/equivariant/equivariant_math.h"
 

@@ -79,8 +79,6 @@ at::Tensor minibatch_stddev_autograd(const at::Tensor& x, int64_t group_size, in
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(batchgan, Autograd, m) {
-  m.impl("minibatch_stddev", &minibatch_stddev_autograd);
-}
+TORCH_LIBRARY_IMPL(batchgan, Autograd, m) { m.impl("minibatch_stddev", &minibatch_stddev_autograd); }
 
 }  // namespace batchgan

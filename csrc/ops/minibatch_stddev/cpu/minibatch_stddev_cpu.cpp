@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/minibatch_stddev/minibatch_stddev.h"
+#include "ops/minibatch_stddev/minibatch_stddev_register.h"
 
 namespace batchgan {
 namespace {
@@ -89,7 +90,6 @@ inline void grad_run(const scalar_t* __restrict g, const scalar_t* __restrict x,
 }
 
 at::Tensor minibatch_stddev_cpu(const at::Tensor& x, int64_t group_size, int64_t num_channels) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
   const MinibatchStddevInputs in = minibatch_stddev_prepare(x, group_size, num_channels);
   at::Tensor out = at::empty(in.out_shape, x.options());
   const ChunkGrid grid = make_grid(in);
@@ -137,7 +137,6 @@ at::Tensor minibatch_stddev_cpu(const at::Tensor& x, int64_t group_size, int64_t
 
 at::Tensor minibatch_stddev_backward_cpu(const at::Tensor& grad, const at::Tensor& x, int64_t group_size,
                                          int64_t num_channels) {
-  check_device_type(x, "x", c10::DeviceType::CPU);
   const MinibatchStddevInputs in = minibatch_stddev_prepare(x, group_size, num_channels);
   const at::Tensor g = minibatch_stddev_check_grad(in, grad);
   at::Tensor grad_x = at::empty({in.batch, in.channels, in.positions}, x.options());
@@ -184,8 +183,8 @@ at::Tensor minibatch_stddev_backward_cpu(const at::Tensor& grad, const at::Tenso
 }  // namespace
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("minibatch_stddev", &minibatch_stddev_cpu);
-  m.impl("_minibatch_stddev_backward", &minibatch_stddev_backward_cpu);
+  register_minibatch_stddev<&minibatch_stddev_cpu, &minibatch_stddev_backward_cpu, c10::DeviceType::CPU>(
+      m, Registration::kImpl);
 }
 
 }  // namespace batchgan

@@ -1,5 +1,5 @@
 // CUDA kernels of `minibatch_stddev`, written against the portable subset of
-// common/device_api.h (run on the GPU from minibatch_stddev_cuda.cu, on the CPU emulator in
+// device/device_api.h (run on the GPU from minibatch_stddev_cuda.cu, on the CPU emulator in
 // tests). One block per (group r, channel block f): the block's threads stride over the
 // block's (channel, position) pairs, each computing the stddev over the group's G samples,
 // and meet in a block reduction; the same block then writes its share of the output.
@@ -8,7 +8,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
-#include "common/device_api.h"
+#include "device/device_api.h"
 #include "ops/minibatch_stddev/minibatch_stddev.h"
 
 namespace batchgan {

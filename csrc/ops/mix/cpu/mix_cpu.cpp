@@ -7,12 +7,12 @@
 #include "common/sample_copy_cpu.h"
 #include "ops/mix/mix.h"
 #include "ops/mix/mix_math.h"
+#include "ops/mix/mix_register.h"
 
 namespace batchgan {
 namespace {
 
 at::Tensor mix_cpu(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
-  check_device_type(real, "real", c10::DeviceType::CPU);
   const MixInputs in = mix_prepare(real, fake, beta);
   at::Tensor out = mix_allocate_output(in, complement);
   if (out.numel() == 0) return out;
@@ -30,7 +30,6 @@ at::Tensor mix_cpu(const at::Tensor& real, const at::Tensor& fake, const at::Ten
 }
 
 std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, const at::Tensor& beta, bool complement) {
-  check_device_type(grad, "grad", c10::DeviceType::CPU);
   const MixBackwardInputs in = mix_backward_prepare(grad, beta, complement);
   at::Tensor grad_real = mix_allocate_input_grad(in);
   at::Tensor grad_fake = mix_allocate_input_grad(in);
@@ -41,21 +40,19 @@ std::tuple<at::Tensor, at::Tensor> mix_backward_cpu(const at::Tensor& grad, cons
   const int64_t batch = in.batch;
   char* dst[2] = {static_cast<char*>(grad_real.mutable_data_ptr()), static_cast<char*>(grad_fake.mutable_data_ptr())};
   // Both input gradients in one parallel pass: sample s < B is real's, s >= B is fake's.
-  copy_samples_cpu(
-      [&](int64_t s) { return dst[s / batch] + (s % batch) * sample_bytes; }, 2 * batch, sample_bytes,
-      [&](int64_t s) -> const char* {
-        const int64_t b = s % batch;
-        const int64_t half = mix_grad_source_half(beta_ptr[b], /*to_real=*/s < batch, complement);
-        return half < 0 ? nullptr : grad_ptr + (half * batch + b) * sample_bytes;
-      });
+  copy_samples_cpu([&](int64_t s) { return dst[s / batch] + (s % batch) * sample_bytes; }, 2 * batch, sample_bytes,
+                   [&](int64_t s) -> const char* {
+                     const int64_t b = s % batch;
+                     const int64_t half = mix_grad_source_half(beta_ptr[b], /*to_real=*/s < batch, complement);
+                     return half < 0 ? nullptr : grad_ptr + (half * batch + b) * sample_bytes;
+                   });
   return {grad_real, grad_fake};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(batchgan, CPU, m) {
-  m.impl("mix", &mix_cpu);
-  m.impl("_mix_backward", &mix_backward_cpu);
+  register_mix<&mix_cpu, &mix_backward_cpu, c10::DeviceType::CPU>(m, Registration::kImpl);
 }
 
 }  // namespace batchgan

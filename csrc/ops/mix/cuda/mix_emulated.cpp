@@ -3,27 +3,12 @@
 #include <torch/library.h>
 
 #include "ops/mix/cuda/mix_kernels.cuh"
-#include "ops/mix/mix_schema.h"
+#include "ops/mix/mix_register.h"
 
 namespace batchgan {
-namespace {
-
-at::Tensor mix_emulated(const at::Tensor& real, const at::Tensor& fake, const at::Tensor& beta, bool complement) {
-  check_device_type(real, "real", c10::DeviceType::CPU);
-  return cuda::mix_forward_device(real, fake, beta, complement);
-}
-
-std::tuple<at::Tensor, at::Tensor> mix_backward_emulated(const at::Tensor& grad, const at::Tensor& beta,
-                                                         bool complement) {
-  check_device_type(grad, "grad", c10::DeviceType::CPU);
-  return cuda::mix_backward_device(grad, beta, complement);
-}
-
-}  // namespace
 
 TORCH_LIBRARY_FRAGMENT(batchgan_emulated, m) {
-  m.def(kMixSchema, &mix_emulated);
-  m.def(kMixBackwardSchema, &mix_backward_emulated);
+  register_mix<&cuda::mix_forward_device, &cuda::mix_backward_device, c10::DeviceType::CPU>(m, Registration::kDefine);
 }
 
 }  // namespace batchgan

@@ -1,4 +1,4 @@
-// CUDA kernels of `mix`, written against the portable subset of common/device_api.h: nvcc
+// CUDA kernels of `mix`, written against the portable subset of device/device_api.h: nvcc
 // compiles them for the GPU (mix_cuda.cu), the host compiler for the CPU emulator (tests).
 //
 // The kernels move raw words of the element size: the gather never does arithmetic on the
@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "common/device_api.h"
+#include "device/device_api.h"
 #include "ops/mix/mix.h"
 #include "ops/mix/mix_math.h"
 

@@ -1,9 +1,0 @@
-// Registers the schemas of the Bernoulli-KL loss on mixed batches (BGAN paper, eq. 3-4, 13, 14).
-#include <torch/library.h>
-
-#include "ops/bernoulli_kl/bernoulli_kl_schema.h"
-
-TORCH_LIBRARY_FRAGMENT(batchgan, m) {
-  m.def(batchgan::kBernoulliKLLossSchema);
-  m.def(batchgan::kBernoulliKLLossBackwardSchema);
-}
