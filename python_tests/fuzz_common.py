@@ -4,7 +4,7 @@ the check every case ends in: either the op matches the naive reference (and the
 kernel matches the CPU kernel), or it raises a ValueError/RuntimeError naming the argument at
 fault.
 
-Budget: BATCHGAN_FUZZ_EXAMPLES examples per test (default 25, CI's budget; raise it locally, e.g.
+Budget: BATCHGAN_FUZZ_EXAMPLES examples per test (default 50, CI's budget: raise it locally, e.g.
 BATCHGAN_FUZZ_EXAMPLES=500). Examples are derandomized (fixed per test), so CI is reproducible.
 """
 
@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-EXAMPLES = int(os.environ.get("BATCHGAN_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("BATCHGAN_FUZZ_EXAMPLES", "50"))
 # Seconds one example may take before the process is killed with a traceback: a hang in a
 # kernel never returns to Python, so hypothesis's deadline alone could not report it.
 CASE_TIMEOUT_S = float(os.environ.get("BATCHGAN_FUZZ_CASE_TIMEOUT_S", "120"))
