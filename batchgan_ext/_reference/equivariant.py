@@ -20,7 +20,9 @@ def activation_reference(z, activation="identity", negative_slope=0.01):
     if activation == "relu":
         return F.relu(z)
     if activation == "leaky_relu":
-        return F.leaky_relu(z, negative_slope)
+        # Slope 0 is relu: F.leaky_relu would give -inf * 0 = NaN for z = -inf, where the limit
+        # (and the kernels) give 0.
+        return F.relu(z) if negative_slope == 0 else F.leaky_relu(z, negative_slope)
     raise ValueError(f"activation: unknown {activation!r}")
 
 

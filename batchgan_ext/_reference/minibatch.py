@@ -25,10 +25,11 @@ def pairwise_l1_features_reference(M, num_sets=1, exclude_self=True, mean=False,
         masks = [same_set & (split[None, :] == p) for p in range(p_count)]
     feats = []
     for mask in masks:
-        w = mask.to(M.dtype)
-        o = (c * w[:, :, None]).sum(1)
+        # Select, not multiply: a term outside the sum (another set or population, or j = i with
+        # exclude_self) contributes nothing even when it is inf or NaN.
+        o = torch.where(mask[:, :, None], c, torch.zeros((), dtype=c.dtype, device=c.device)).sum(1)
         if mean:
-            count = w.sum(1, keepdim=True)
+            count = mask.sum(1, keepdim=True).to(M.dtype)
             o = torch.where(count > 0, o / count.clamp(min=1), torch.zeros_like(o))
         feats.append(o)
     return feats[0] if split is None else torch.stack(feats, 1)

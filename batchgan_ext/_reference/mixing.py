@@ -7,13 +7,14 @@ __all__ = ["mix_reference", "bernoulli_kl_loss_reference"]
 
 
 def mix_reference(real, fake, beta, complement=False):
-    """Eq. 2 literally: ``m = x * beta + x~ * (1 - beta)`` (and the complement with 1 - beta)."""
+    """Eq. 2: ``m_b = x_b if beta_b else x~_b`` (and the complement with 1 - beta), as a select:
+    the product form ``x * beta + x~ * (1 - beta)`` would turn an unused inf/NaN sample into NaN."""
     shape = (-1,) + (1,) * (real.dim() - 1)
-    b = beta.to(real.dtype).reshape(shape)
-    mixed = real * b + fake * (1 - b)
+    b = (beta != 0).reshape(shape)
+    mixed = torch.where(b, real, fake)
     if not complement:
         return mixed
-    return mixed, real * (1 - b) + fake * b
+    return mixed, torch.where(b, fake, real)
 
 
 def bernoulli_kl_loss_reference(logits, target, mode="bgan", num_sets=1, reduction="mean"):
@@ -29,12 +30,14 @@ def bernoulli_kl_loss_reference(logits, target, mode="bgan", num_sets=1, reducti
     else:
         l = per_set
         uu = u[:, None].expand_as(per_set)
-    # u log(u/v) + (1-u) log((1-u)/(1-v)), with 0 log 0 = 0; log v = -softplus(-l).
+    # u log(u/v) + (1-u) log((1-u)/(1-v)), with 0 log 0 = 0; log v = -softplus(-l). A term of
+    # weight 0 is selected out, not multiplied by 0, so l = +-inf gives the limit, not 0 * inf.
+    zero = torch.zeros((), dtype=l.dtype)
     kl = (
         torch.xlogy(uu, uu)
-        - uu * (-torch.nn.functional.softplus(-l))
+        + torch.where(uu > 0, uu * torch.nn.functional.softplus(-l), zero)
         + torch.xlogy(1 - uu, 1 - uu)
-        - (1 - uu) * (-torch.nn.functional.softplus(l))
+        + torch.where(uu < 1, (1 - uu) * torch.nn.functional.softplus(l), zero)
     )
     if reduction == "none":
         return kl.reshape(-1).to(out_dtype)

@@ -7,17 +7,9 @@ import torch
 from torch import nn
 
 from ..ops import equivariant_conv2d, equivariant_linear, set_mean
-from ..ops._common import ACTIVATIONS, pair
+from ..ops._common import ACTIVATIONS, check_bool, check_int, check_optional_int, check_real, pair
 
 __all__ = ["EquivariantConv2d", "EquivariantLinear", "SetMean"]
-
-
-def _positive_or_none(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer or None, got {value!r}")
-    return value
 
 
 class _SetCount:
@@ -25,8 +17,8 @@ class _SetCount:
     ``num_sets`` sets, or (neither) the whole batch as one set."""
 
     def _init_sets(self, set_size, num_sets):
-        set_size = _positive_or_none(set_size, "set_size")
-        num_sets = _positive_or_none(num_sets, "num_sets")
+        set_size = check_optional_int(set_size, "set_size")
+        num_sets = check_optional_int(num_sets, "num_sets")
         if set_size is not None and num_sets is not None:
             raise ValueError("set_size, num_sets: give at most one of them (samples per set, or number of sets)")
         self.set_size = set_size
@@ -50,10 +42,12 @@ class _SetCount:
 
 
 def _check_activation(activation, negative_slope):
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+    negative_slope = check_real(negative_slope, "negative_slope")
     if not (math.isfinite(negative_slope) and negative_slope >= 0):
         raise ValueError(f"negative_slope: expected a finite value >= 0, got {negative_slope!r}")
+    return negative_slope
 
 
 class _EquivariantLayer(nn.Module, _SetCount):
@@ -93,26 +87,28 @@ class EquivariantConv2d(_EquivariantLayer):
                  *, set_size=None, num_sets=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
         super().__init__()
         self._init_sets(set_size, num_sets)
-        _check_activation(activation, negative_slope)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"groups: expected a positive integer, got {groups!r}")
+        negative_slope = _check_activation(activation, negative_slope)
+        factory = dict(device=device, dtype=dtype)
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        groups = check_int(groups, "groups")
         if in_channels % groups != 0 or out_channels % groups != 0:
             raise ValueError(f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
                              f"divisible by groups ({groups})")
-        factory = dict(device=device, dtype=dtype)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        bias = check_bool(bias, "bias")
         self.kernel_size = pair(kernel_size, "kernel_size")
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"kernel_size: expected positive sizes, got {kernel_size!r}")
         self.stride = pair(stride, "stride")
         self.padding = pair(padding, "padding")
         self.dilation = pair(dilation, "dilation")
         self.groups = groups
         self.activation = activation
         self.negative_slope = float(negative_slope)
-        shape = (out_channels, in_channels // groups) + self.kernel_size
+        shape = (self.out_channels, self.in_channels // groups) + self.kernel_size
         self.weight = nn.Parameter(torch.empty(shape, **factory))
         self.weight_gamma = nn.Parameter(torch.empty(shape, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
         self.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,15 +134,16 @@ class EquivariantLinear(_EquivariantLayer):
                  activation="identity", negative_slope=0.01, device=None, dtype=None):
         super().__init__()
         self._init_sets(set_size, num_sets)
-        _check_activation(activation, negative_slope)
+        negative_slope = _check_activation(activation, negative_slope)
         factory = dict(device=device, dtype=dtype)
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
+        bias = check_bool(bias, "bias")
         self.activation = activation
         self.negative_slope = float(negative_slope)
-        self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory))
-        self.weight_gamma = nn.Parameter(torch.empty((out_features, in_features), **factory))
-        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.weight = nn.Parameter(torch.empty((self.out_features, self.in_features), **factory))
+        self.weight_gamma = nn.Parameter(torch.empty((self.out_features, self.in_features), **factory))
+        self.bias = nn.Parameter(torch.empty(self.out_features, **factory)) if bias else None
         self.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

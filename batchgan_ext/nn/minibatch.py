@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..ops import minibatch_stddev, pairwise_l1_features
+from ..ops._common import check_bool, check_int, check_optional_int
 
 __all__ = ["MinibatchDiscrimination", "MinibatchStdDev"]
 
@@ -42,18 +43,16 @@ class MinibatchDiscrimination(nn.Module):
         num_populations: Optional[int] = None,
     ):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features), ("kernel_dims", kernel_dims)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        self.in_features = in_features
-        self.out_features = out_features
-        self.kernel_dims = kernel_dims
-        self.mean = bool(mean)
-        self.exclude_self = bool(exclude_self)
-        self.num_sets = int(num_sets)
-        self.num_populations = num_populations
-        self.T = nn.Parameter(torch.empty(in_features, out_features, kernel_dims))
-        feats = out_features * (num_populations or 1)
+        self.in_features = check_int(in_features, "in_features")
+        self.out_features = check_int(out_features, "out_features")
+        self.kernel_dims = check_int(kernel_dims, "kernel_dims")
+        self.mean = check_bool(mean, "mean")
+        self.exclude_self = check_bool(exclude_self, "exclude_self")
+        self.num_sets = check_int(num_sets, "num_sets")
+        bias = check_bool(bias, "bias")
+        self.num_populations = check_optional_int(num_populations, "num_populations")
+        self.T = nn.Parameter(torch.empty(self.in_features, self.out_features, self.kernel_dims))
+        feats = self.out_features * (self.num_populations or 1)
         self.bias = nn.Parameter(torch.empty(feats)) if bias else None
         self.reset_parameters()
 
@@ -92,12 +91,8 @@ class MinibatchStdDev(nn.Module):
 
     def __init__(self, group_size: int = 4, num_channels: int = 1):
         super().__init__()
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(f"group_size: expected a positive integer, got {group_size!r}")
-        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
-            raise ValueError(f"num_channels: expected a positive integer, got {num_channels!r}")
-        self.group_size = group_size
-        self.num_channels = num_channels
+        self.group_size = check_int(group_size, "group_size")
+        self.num_channels = check_int(num_channels, "num_channels")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return minibatch_stddev(x, self.group_size, self.num_channels)

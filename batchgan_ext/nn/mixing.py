@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..ops import bernoulli_kl_loss, mix, sample_mixing
+from ..ops._common import check_bool, check_int, check_real
 
 __all__ = ["MixedBatch", "BernoulliKLLoss"]
 
@@ -24,11 +25,12 @@ class MixedBatch(nn.Module):
 
     def __init__(self, gamma: float = 0.5, num_sets: int = 1, complement: bool = True):
         super().__init__()
+        gamma = check_real(gamma, "gamma")
         if not (0.0 <= gamma <= 0.5):
             raise ValueError(f"gamma: expected a value in [0, 0.5], got {gamma!r}")
-        self.gamma = float(gamma)
-        self.num_sets = int(num_sets)
-        self.complement = bool(complement)
+        self.gamma = gamma
+        self.num_sets = check_int(num_sets, "num_sets")
+        self.complement = check_bool(complement, "complement")
 
     @property
     def output_num_sets(self) -> int:
@@ -60,7 +62,7 @@ class BernoulliKLLoss(nn.Module):
         if reduction not in ("none", "mean", "sum"):
             raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
         self.mode = mode
-        self.num_sets = int(num_sets)
+        self.num_sets = check_int(num_sets, "num_sets")
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ from typing import Union
 
 import torch
 
+from ._common import check_int, check_real, check_str
+
 __all__ = ['bernoulli_kl_loss', 'batch_generator_loss']
 
 
@@ -33,10 +35,28 @@ def bernoulli_kl_loss(
 
     Computed from logits as ``u softplus(-l) + (1-u) softplus(l) + u log u + (1-u) log(1-u)``:
     exact at u in {0, 1}, finite for any finite logit; float16/bfloat16 accumulate in float32.
+    A term with weight u = 0 or 1 - u = 0 is left out, so infinite logits give the limits (0 for
+    u = 1 and logit +inf, +inf when the sigmoid saturates on the wrong side); NaN gives NaN.
     """
+    num_sets, mode, reduction = _check_arguments(logits, num_sets, mode, reduction)
     if not isinstance(target, torch.Tensor):
-        target = torch.full((num_sets,), float(target), dtype=logits.dtype, device=logits.device)
+        target = torch.full((num_sets,), check_real(target, "target"), dtype=logits.dtype, device=logits.device)
     return torch.ops.batchgan.bernoulli_kl_loss(logits, target, mode, num_sets, reduction)
+
+
+def _check_arguments(logits, num_sets, mode, reduction):
+    """Types of the arguments, and a set count the batch can hold, before a (num_sets,) target is
+    allocated from it (the op checks the rest)."""
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(f"logits: expected a tensor, got {type(logits).__name__}")
+    num_sets = check_int(num_sets, "num_sets", minimum=None)
+    if num_sets < 1:
+        raise ValueError(f"num_sets: expected a positive number of sets, got {num_sets}")
+    if logits.dim() >= 1 and logits.shape[0] == 0:
+        raise ValueError("logits: expected a non-empty batch, got 0 samples")
+    if logits.dim() >= 1 and num_sets > logits.shape[0]:
+        raise ValueError(f"num_sets: the batch of {logits.shape[0]} samples does not split into {num_sets} equal sets")
+    return num_sets, check_str(mode, "mode"), check_str(reduction, "reduction")
 
 
 def batch_generator_loss(
@@ -48,5 +68,6 @@ def batch_generator_loss(
 
     This is ``KL(B(1) || B(D))``, so it is the same kernel with target 1.
     """
+    num_sets, mode, reduction = _check_arguments(logits, num_sets, mode, reduction)
     target = logits.new_ones((num_sets,))
     return torch.ops.batchgan.bernoulli_kl_loss(logits, target, mode, num_sets, reduction)

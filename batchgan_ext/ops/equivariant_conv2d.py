@@ -5,7 +5,7 @@ from typing import Optional
 
 import torch
 
-from ._common import IntOrPair, pair
+from ._common import IntOrPair, check_int, check_real, check_str, pair
 
 __all__ = ['equivariant_conv2d']
 
@@ -33,6 +33,7 @@ def equivariant_conv2d(
     (``negative_slope`` >= 0). float32/float64/float16/bfloat16; channels_last stays channels_last.
     """
     return torch.ops.batchgan.equivariant_conv2d(
-        x, weight, weight_gamma, bias, pair(stride, "stride"), pair(padding, "padding"),
-        pair(dilation, "dilation"), groups, num_sets, activation, float(negative_slope),
+        x, weight, weight_gamma, bias, pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation"),
+        check_int(groups, "groups", minimum=None), check_int(num_sets, "num_sets", minimum=None),
+        check_str(activation, "activation"), check_real(negative_slope, "negative_slope"),
     )

@@ -5,6 +5,8 @@ from typing import Optional
 
 import torch
 
+from ._common import check_int, check_real, check_str
+
 __all__ = ['equivariant_linear']
 
 
@@ -20,5 +22,7 @@ def equivariant_linear(
     """Permutation-equivariant linear layer (BGAN paper, eq. 12) on x of shape (N, in_features):
     ``y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T)``; weights
     (out_features, in_features). ``num_sets``, ``activation`` as in :func:`equivariant_conv2d`."""
-    return torch.ops.batchgan.equivariant_linear(x, weight, weight_gamma, bias, num_sets, activation,
-                                                 float(negative_slope))
+    return torch.ops.batchgan.equivariant_linear(
+        x, weight, weight_gamma, bias, check_int(num_sets, "num_sets", minimum=None),
+        check_str(activation, "activation"), check_real(negative_slope, "negative_slope"),
+    )

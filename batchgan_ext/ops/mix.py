@@ -6,6 +6,8 @@ from typing import Tuple, Union
 
 import torch
 
+from ._common import check_bool
+
 __all__ = ['mix']
 
 
@@ -26,7 +28,7 @@ def mix(
 
     Backward routes each output gradient to the one sample it came from.
     """
-    out = torch.ops.batchgan.mix(real, fake, beta, complement)
+    out = torch.ops.batchgan.mix(real, fake, beta, check_bool(complement, "complement"))
     if not complement:
         return out
     batch = real.shape[0]

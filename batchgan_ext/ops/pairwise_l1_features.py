@@ -5,6 +5,8 @@ from typing import Optional
 
 import torch
 
+from ._common import check_bool, check_int, check_optional_int
+
 __all__ = ['pairwise_l1_features']
 
 
@@ -40,9 +42,20 @@ def pairwise_l1_features(
       samples (improved-gan divides by the number of mask entries of its half, one constant per
       half). An empty population gives 0. Without ``split`` the output is (N, B).
 
+    inf/NaN: every term inside the sum is computed as written, so exp(-inf) = 0 (a sample with an
+    inf far from the others), and a pair with a NaN, or with infs of one sign in the same dim,
+    gives NaN; that includes the j = i term of an inf/NaN sample when ``exclude_self=False``.
+    Terms outside the sum (other sets, other populations, j = i with ``exclude_self``) never
+    contribute, whatever their value: an inf sample's own feature stays finite with
+    ``exclude_self``.
+
     Gradient: ``-sum_j sign(M_i - M_j) c_b(i, j) (g_i + g_j)`` from the same pairwise terms,
     with sign(0) = 0 (torch.abs's convention), so coinciding samples contribute nothing.
     """
+    num_sets = check_int(num_sets, "num_sets", minimum=None)
+    exclude_self = check_bool(exclude_self, "exclude_self")
+    mean = check_bool(mean, "mean")
+    num_populations = check_optional_int(num_populations, "num_populations", minimum=None)
     if split is None:
         if num_populations not in (None, 1):
             raise ValueError(f"num_populations: expected None or 1 when split is None, got {num_populations!r}")

@@ -4,6 +4,8 @@ from typing import Optional, Tuple, Union
 
 import torch
 
+from ._common import check_int, check_real
+
 __all__ = ['sample_mixing']
 
 
@@ -27,13 +29,12 @@ def sample_mixing(
     of each set, which the discriminator learns to predict. The complement batch of
     :func:`mix` has targets ``1 - target``. Deterministic under ``generator``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    if isinstance(num_sets, bool) or not isinstance(num_sets, int) or num_sets < 1:
-        raise ValueError(f"num_sets: expected a positive integer, got {num_sets!r}")
+    batch_size = check_int(batch_size, "batch_size")
+    num_sets = check_int(num_sets, "num_sets")
     if batch_size % num_sets != 0:
         raise ValueError(f"num_sets: the batch of {batch_size} samples does not split into {num_sets} equal sets")
-    if not (0.0 <= float(gamma) <= 0.5):
+    gamma = check_real(gamma, "gamma")
+    if not (0.0 <= gamma <= 0.5):
         raise ValueError(f"gamma: expected a value in [0, 0.5], got {gamma!r}")
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")

@@ -2,30 +2,36 @@
 // in tests on machines without a GPU.
 //
 // What it emulates (the portable subset listed in device/device_api.h):
-//  - a launch runs the grid's blocks one after another; the threads of a block are real,
-//    concurrent std::threads, so a missing __syncthreads() can show up as a data race;
-//  - threadIdx/blockIdx/blockDim/gridDim are thread_local;
+//  - a launch runs the grid's blocks one after another; the threads of a block are fibers on
+//    the launching thread, each with its own stack, switched at barriers only: a barrier costs
+//    a user-space context switch per thread (a few register moves on x86-64, ucontext
+//    elsewhere) instead of waking every OS thread of the block, so a launch of thousands of
+//    blocks takes milliseconds, not minutes. The
+//    fibers run in order on even blocks and in reverse order on odd blocks, so a missing
+//    __syncthreads() between a write and a neighbour's read shows up as a stale read either way;
+//  - threadIdx/blockIdx/blockDim/gridDim are thread_local, set before each switch to a fiber;
 //  - `__shared__` arrays are function-level statics: one instance, shared by the block's
 //    threads (blocks never overlap, so this is per-block memory);
 //  - __syncthreads() is a barrier of the block, warp_reduce_sum a barrier of the warp;
 //  - atomicAdd is an atomic read-modify-write on host memory.
 // Barrier misuse is an error, never a silent pass: threads of one block waiting at two
 // different __syncthreads() call sites, a barrier some threads of the block return without
-// reaching, and a barrier that does not complete within the timeout
-// (BATCHGAN_EMULATOR_TIMEOUT_S, default 30 s) all make the launch throw.
+// reaching, a partial-warp collective, and threads waiting at barriers that can never
+// complete (a deadlock: detected as soon as every thread of the block is waiting) all make
+// the launch throw.
 #pragma once
 
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -64,17 +70,120 @@ struct BarrierSite {
   std::string str() const { return std::string(file ? file : "?") + ":" + std::to_string(line); }
 };
 
-// A barrier over `expected` threads (a block, or one warp of it). Guarded by the block mutex.
+// Stack of one fiber: mmap'ed once, reused by every block and launch (pages are committed
+// only when touched). Device code is shallow; 256 KiB leaves room for exception unwinding.
+constexpr size_t kFiberStackBytes = size_t(256) << 10;
+
+class FiberStack {
+ public:
+  FiberStack() {
+    void* p = mmap(nullptr, kFiberStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("batchgan CUDA emulator: cannot allocate a fiber stack");
+    base_ = p;
+  }
+  FiberStack(const FiberStack&) = delete;
+  FiberStack& operator=(const FiberStack&) = delete;
+  ~FiberStack() { munmap(base_, kFiberStackBytes); }
+  void* base() const { return base_; }
+
+ private:
+  void* base_ = nullptr;
+};
+
+// ---- fiber context switch ----------------------------------------------------------------------
+// switch_context(from, to) saves the running fiber's context in `from` and resumes `to`;
+// init_context(ctx, stack, entry) prepares a context that starts `entry()` on `stack`.
+#if defined(__x86_64__) && defined(__ELF__)
+// The callee-saved registers of the System V ABI, the x87 control word and MXCSR are pushed on
+// the running stack, which is then exchanged: no signal-mask syscall, unlike swapcontext.
+// (One COMDAT copy of the routine in the linked library.)
+extern "C" void batchgan_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .pushsection .text.batchgan_emu_switch,"axG",@progbits,batchgan_emu_switch,comdat
+  .weak batchgan_emu_switch
+  .hidden batchgan_emu_switch
+  .type batchgan_emu_switch,@function
+batchgan_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $16, %rsp
+  stmxcsr 8(%rsp)
+  fnstcw (%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  fldcw (%rsp)
+  ldmxcsr 8(%rsp)
+  addq $16, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size batchgan_emu_switch,.-batchgan_emu_switch
+  .popsection
+)");
+
+struct FiberContext {
+  void* sp = nullptr;
+};
+
+inline void switch_context(FiberContext& from, FiberContext& to) { batchgan_emu_switch(&from.sp, to.sp); }
+
+inline void init_context(FiberContext& ctx, void* stack, size_t size, void (*entry)()) {
+  // The frame batchgan_emu_switch pops: control words, six registers, then `ret` into entry
+  // with the stack 16-byte aligned as after a call (a null return address above it).
+  auto top = reinterpret_cast<uintptr_t>(stack) + size;
+  top &= ~uintptr_t(15);
+  uint64_t* sp = reinterpret_cast<uint64_t*>(top);
+  *--sp = 0;                                    // entry's return address: never returns
+  *--sp = reinterpret_cast<uint64_t>(entry);  // popped by ret
+  for (int r = 0; r < 6; ++r) *--sp = 0;      // rbp, rbx, r12-r15
+  *--sp = 0x1f80;                             // MXCSR: default (all exceptions masked)
+  *--sp = 0x037f;                             // x87 control word: default
+  ctx.sp = sp;
+}
+#else
+struct FiberContext {
+  ucontext_t uc;
+};
+
+inline void switch_context(FiberContext& from, FiberContext& to) { swapcontext(&from.uc, &to.uc); }
+
+inline void init_context(FiberContext& ctx, void* stack, size_t size, void (*entry)()) {
+  getcontext(&ctx.uc);
+  ctx.uc.uc_stack.ss_sp = stack;
+  ctx.uc.uc_stack.ss_size = size;
+  ctx.uc.uc_link = nullptr;  // entry never returns: it switches back to the scheduler
+  makecontext(&ctx.uc, entry, 0);
+}
+#endif
+
+enum class FiberState { kRunnable, kAtBlockBarrier, kAtWarpBarrier, kExited };
+
+struct Fiber {
+  FiberContext context;
+  FiberState state = FiberState::kRunnable;
+};
+
+// A barrier over the threads of a block, or of one warp of it: where its waiting threads are.
 struct Barrier {
   int expected = 0;
   int arrived = 0;
-  uint64_t generation = 0;
   BarrierSite site;
 };
 
+// One launch: the fibers of the current block and their scheduler, all on the launching thread.
 class BlockState {
  public:
-  explicit BlockState(int num_threads) : num_threads_(num_threads) {
+  BlockState(int num_threads, std::vector<FiberStack*> stacks, std::function<void()> body)
+      : num_threads_(num_threads), stacks_(std::move(stacks)), body_(std::move(body)), fibers_(num_threads) {
     block_barrier_.expected = num_threads;
     const int num_warps = (num_threads + kWarpSize - 1) / kWarpSize;
     warp_barriers_.resize(num_warps);
@@ -83,59 +192,48 @@ class BlockState {
       warp_barriers_[w].expected = std::min(kWarpSize, num_threads - w * kWarpSize);
     }
     warp_slots_.assign(static_cast<size_t>(num_warps) * kWarpSize * kSlotBytes, 0);
-    const char* env = std::getenv("BATCHGAN_EMULATOR_TIMEOUT_S");
-    timeout_s_ = env ? std::atof(env) : 30.0;
-    if (!(timeout_s_ > 0)) timeout_s_ = 30.0;
   }
 
-  // __syncthreads() of thread `tid`.
-  void sync_block(int tid, BarrierSite site) {
-    (void)tid;
-    wait_at(block_barrier_, exited_, site, "__syncthreads()");
+  // Runs every thread of the current block (blockIdx already set) to its end. `reverse`: the
+  // order in which runnable fibers are resumed.
+  void run_block(const dim3& block, bool reverse) {
+    for (int t = 0; t < num_threads_; ++t) {
+      Fiber& f = fibers_[t];
+      init_context(f.context, stacks_[t]->base(), kFiberStackBytes, &BlockState::fiber_entry);
+      f.state = FiberState::kRunnable;
+    }
+    exited_ = 0;
+    std::fill(warp_exited_.begin(), warp_exited_.end(), 0);
+    block_barrier_.arrived = 0;
+    for (Barrier& b : warp_barriers_) b.arrived = 0;
+    while (exited_ < num_threads_) {
+      for (int k = 0; k < num_threads_; ++k) {
+        const int t = reverse ? num_threads_ - 1 - k : k;
+        if (fibers_[t].state != FiberState::kRunnable) continue;
+        resume(t, block);
+      }
+      if (exited_ < num_threads_) release_barriers();
+    }
   }
+
+  // __syncthreads() of the current fiber.
+  void sync_block(int tid, BarrierSite site) { wait_at(tid, block_barrier_, FiberState::kAtBlockBarrier, site,
+                                                       "__syncthreads()"); }
 
   // A barrier of the warp of thread `tid` (used by the warp reductions).
   void sync_warp(int tid, BarrierSite site) {
-    const int w = tid / kWarpSize;
-    wait_at(warp_barriers_[w], warp_exited_[w], site, "warp collective");
-  }
-
-  // Thread `tid` returned from the kernel for the current block; waits for the block's other
-  // threads, so that the next block starts with all threads and fresh barrier state.
-  void finish_block(int tid) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const int w = tid / kWarpSize;
-    ++exited_;
-    ++warp_exited_[w];
-    if (!aborted_) {
-      check_not_stranded(block_barrier_, exited_, "__syncthreads()");
-      check_not_stranded(warp_barriers_[w], warp_exited_[w], "warp collective");
-    }
-    if (exited_ == num_threads_) {
-      exited_ = 0;
-      std::fill(warp_exited_.begin(), warp_exited_.end(), 0);
-      ++block_generation_;
-      cv_.notify_all();
-      return;
-    }
-    const uint64_t gen = block_generation_;
-    wait_until(lock, [&] { return block_generation_ != gen || aborted_; }, "the end of the block");
+    wait_at(tid, warp_barriers_[tid / kWarpSize], FiberState::kAtWarpBarrier, site, "warp collective");
   }
 
   void fail(const std::string& message) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    fail_locked(message);
+    if (!aborted_) {
+      aborted_ = true;
+      error_ = message;
+    }
   }
 
-  bool aborted() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return aborted_;
-  }
-
-  std::string error() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return error_;
-  }
+  bool aborted() const { return aborted_; }
+  const std::string& error() const { return error_; }
 
   // Exchange slots of warp `w`, kSlotBytes per lane.
   unsigned char* warp_slot(int tid) { return warp_slots_.data() + static_cast<size_t>(tid) * kSlotBytes; }
@@ -147,75 +245,80 @@ class BlockState {
   static constexpr size_t kSlotBytes = 16;
 
  private:
-  void fail_locked(const std::string& message) {
-    if (!aborted_) {
-      aborted_ = true;
-      error_ = message;
-    }
-    cv_.notify_all();
-  }
+  static void fiber_entry();
 
-  // Some threads wait at barrier `b` while every other thread of its scope has returned:
-  // the barrier can never complete (a barrier inside a branch not taken by all threads).
-  void check_not_stranded(Barrier& b, int exited, const char* what) {
-    if (b.arrived > 0 && b.arrived + exited == b.expected) {
-      fail_locked(std::string(what) + " at " + b.site.str() + " was reached by " + std::to_string(b.arrived) + " of " +
-                  std::to_string(b.expected) +
-                  " threads; the others returned from the kernel "
-                  "(barrier in divergent code)");
-    }
-  }
+  void resume(int t, const dim3& block);
 
-  template <typename Pred>
-  void wait_until(std::unique_lock<std::mutex>& lock, Pred pred, const std::string& where) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
-    while (!pred()) {
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !pred()) {
-        fail_locked("deadlock: a thread waited more than " + std::to_string(timeout_s_) + " s at " + where);
-      }
-    }
-    if (aborted_) throw KernelAborted{};
-  }
-
-  void wait_at(Barrier& b, int& exited, BarrierSite site, const char* what) {
-    std::unique_lock<std::mutex> lock(mutex_);
+  void wait_at(int tid, Barrier& b, FiberState state, BarrierSite site, const char* what) {
     if (aborted_) throw KernelAborted{};
     if (b.arrived == 0) {
       b.site = site;
     } else if (!(b.site == site)) {
-      fail_locked(std::string("threads of one block wait at two different ") + what + " call sites, " + b.site.str() +
-                  " and " + site.str() + " (barrier in divergent code)");
+      fail(std::string("threads of one block wait at two different ") + what + " call sites, " + b.site.str() +
+           " and " + site.str() + " (barrier in divergent code)");
       throw KernelAborted{};
     }
     ++b.arrived;
-    if (b.arrived + exited == b.expected) {
-      if (exited > 0) {
-        fail_locked(std::string(what) + " at " + site.str() + " was reached by " + std::to_string(b.arrived) + " of " +
-                    std::to_string(b.expected) +
-                    " threads; the others returned from the kernel "
-                    "(barrier in divergent code)");
-        throw KernelAborted{};
+    fibers_[tid].state = state;
+    switch_context(fibers_[tid].context, scheduler_);
+    if (aborted_) throw KernelAborted{};
+  }
+
+  // Every live fiber waits at a barrier: release the warps whose live lanes all arrived, else
+  // the block barrier when every thread arrived; anything else can never complete.
+  void release_barriers() {
+    if (aborted_) {
+      for (Fiber& f : fibers_) {
+        if (f.state != FiberState::kExited) f.state = FiberState::kRunnable;  // unwinds with KernelAborted
       }
-      b.arrived = 0;
-      ++b.generation;
-      cv_.notify_all();
       return;
     }
-    const uint64_t gen = b.generation;
-    wait_until(lock, [&] { return b.generation != gen || aborted_; }, std::string(what) + " at " + site.str());
+    bool released = false;
+    for (size_t w = 0; w < warp_barriers_.size(); ++w) {
+      Barrier& b = warp_barriers_[w];
+      if (b.arrived == 0) continue;
+      if (b.arrived + warp_exited_[w] == b.expected && warp_exited_[w] > 0) {
+        return stranded(b, "warp collective");
+      }
+      if (b.arrived == b.expected) {
+        for (int t = static_cast<int>(w) * kWarpSize; t < static_cast<int>(w) * kWarpSize + b.expected; ++t) {
+          fibers_[t].state = FiberState::kRunnable;
+        }
+        b.arrived = 0;
+        released = true;
+      }
+    }
+    if (released) return;
+    Barrier& b = block_barrier_;
+    if (b.arrived > 0 && b.arrived + exited_ == b.expected) {
+      if (exited_ > 0) return stranded(b, "__syncthreads()");
+      for (Fiber& f : fibers_) f.state = FiberState::kRunnable;
+      b.arrived = 0;
+      return;
+    }
+    fail("deadlock: every thread of the block waits, some at __syncthreads()" +
+         (b.arrived > 0 ? " (" + b.site.str() + ")" : std::string()) +
+         " and some at a warp collective that the rest of their warp does not reach");
+    release_barriers();
+  }
+
+  void stranded(const Barrier& b, const char* what) {
+    fail(std::string(what) + " at " + b.site.str() + " was reached by " + std::to_string(b.arrived) + " of " +
+         std::to_string(b.expected) + " threads; the others returned from the kernel (barrier in divergent code)");
+    release_barriers();
   }
 
   const int num_threads_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
+  std::vector<FiberStack*> stacks_;
+  std::function<void()> body_;
+  std::vector<Fiber> fibers_;
+  FiberContext scheduler_;
   Barrier block_barrier_;
   std::vector<Barrier> warp_barriers_;
   int exited_ = 0;
   std::vector<int> warp_exited_;
-  uint64_t block_generation_ = 0;
   bool aborted_ = false;
   std::string error_;
-  double timeout_s_ = 30.0;
   std::vector<unsigned char> warp_slots_;
 };
 
@@ -225,6 +328,32 @@ struct ThreadContext {
 };
 
 inline thread_local ThreadContext current;
+
+inline void BlockState::resume(int t, const dim3& block) {
+  current.tid = t;
+  threadIdx = dim3(static_cast<unsigned>(t % block.x), static_cast<unsigned>((t / block.x) % block.y),
+                   static_cast<unsigned>(t / (block.x * block.y)));
+  switch_context(scheduler_, fibers_[t].context);
+}
+
+// The body of one emulated thread for one block; ends by switching back to the scheduler,
+// which never resumes it (the next block starts it afresh).
+inline void BlockState::fiber_entry() {
+  BlockState* s = current.block;
+  const int tid = current.tid;
+  try {
+    s->body_();
+  } catch (const KernelAborted&) {
+  } catch (const std::exception& e) {
+    s->fail(std::string("exception in device code: ") + e.what());
+  } catch (...) {
+    s->fail("unknown exception in device code");
+  }
+  s->fibers_[tid].state = FiberState::kExited;
+  ++s->exited_;
+  ++s->warp_exited_[tid / kWarpSize];
+  switch_context(s->fibers_[tid].context, s->scheduler_);
+}
 
 inline BlockState& current_block() {
   if (current.block == nullptr) {
@@ -265,6 +394,13 @@ inline std::mutex& launch_mutex() {
   return m;
 }
 
+// Fiber stacks, grown to the largest block seen; guarded by launch_mutex().
+inline std::vector<FiberStack*>& fiber_stacks(size_t count) {
+  static std::vector<FiberStack*> stacks;
+  while (stacks.size() < count) stacks.push_back(new FiberStack());
+  return stacks;
+}
+
 // Runs kernel(args...) over the configured grid. Throws std::runtime_error with the first
 // error raised by a thread (barrier misuse, deadlock, an exception from device code).
 template <typename Kernel, typename... Args>
@@ -275,48 +411,34 @@ void launch(const LaunchConfig& cfg, Kernel kernel, Args... args) {
   const dim3 block(cfg.block[0], cfg.block[1], cfg.block[2]);
   const uint64_t num_threads = uint64_t(block.x) * block.y * block.z;
   const uint64_t num_blocks = uint64_t(grid.x) * grid.y * grid.z;
-  if (num_threads == 0 || num_threads > 1024 || num_blocks == 0 || grid.y > 65535 || grid.z > 65535 || block.z > 64) {
+  if (num_threads == 0 || num_threads > 1024 || num_blocks == 0 || grid.y > 65535 || grid.z > 65535 ||
+      block.z > 64) {
     // What cudaLaunchKernel reports as cudaErrorInvalidConfiguration.
-    throw std::runtime_error("batchgan CUDA emulator: invalid launch configuration (grid " + std::to_string(grid.x) +
-                             "x" + std::to_string(grid.y) + "x" + std::to_string(grid.z) + ", block " +
-                             std::to_string(block.x) + "x" + std::to_string(block.y) + "x" + std::to_string(block.z) +
-                             ")");
+    throw std::runtime_error("batchgan CUDA emulator: invalid launch configuration (grid " +
+                             std::to_string(grid.x) + "x" + std::to_string(grid.y) + "x" + std::to_string(grid.z) +
+                             ", block " + std::to_string(block.x) + "x" + std::to_string(block.y) + "x" +
+                             std::to_string(block.z) + ")");
   }
-  BlockState state(static_cast<int>(num_threads));
-  std::vector<std::thread> threads;
-  threads.reserve(num_threads);
-  for (uint64_t t = 0; t < num_threads; ++t) {
-    threads.emplace_back([&, t] {
-      current.block = &state;
-      current.tid = static_cast<int>(t);
-      threadIdx = dim3(static_cast<unsigned>(t % block.x), static_cast<unsigned>((t / block.x) % block.y),
-                       static_cast<unsigned>(t / (uint64_t(block.x) * block.y)));
-      blockDim = block;
-      gridDim = grid;
-      for (uint64_t b = 0; b < num_blocks; ++b) {
-        blockIdx = dim3(static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
-                        static_cast<unsigned>(b / (uint64_t(grid.x) * grid.y)));
-        try {
-          kernel(args...);
-        } catch (const KernelAborted&) {
-        } catch (const std::exception& e) {
-          state.fail(std::string("exception in device code: ") + e.what());
-        } catch (...) {
-          state.fail("unknown exception in device code");
-        }
-        try {
-          state.finish_block(static_cast<int>(t));
-        } catch (const KernelAborted&) {
-        }
-        if (state.aborted()) break;
-      }
-      current = ThreadContext{};
-    });
+  std::vector<FiberStack*>& all = fiber_stacks(num_threads);
+  BlockState state(static_cast<int>(num_threads), std::vector<FiberStack*>(all.begin(), all.begin() + num_threads),
+                   [&] { kernel(args...); });
+  const ThreadContext saved = current;
+  const dim3 saved_idx[4] = {threadIdx, blockIdx, blockDim, gridDim};
+  current.block = &state;
+  blockDim = block;
+  gridDim = grid;
+  for (uint64_t b = 0; b < num_blocks && !state.aborted(); ++b) {
+    blockIdx = dim3(static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
+                    static_cast<unsigned>(b / (uint64_t(grid.x) * grid.y)));
+    state.run_block(block, b % 2 == 1);
   }
-  for (auto& th : threads) th.join();
-  const std::string error = state.error();
-  if (!error.empty()) {
-    throw std::runtime_error("batchgan CUDA emulator: " + error);
+  current = saved;
+  threadIdx = saved_idx[0];
+  blockIdx = saved_idx[1];
+  blockDim = saved_idx[2];
+  gridDim = saved_idx[3];
+  if (state.aborted()) {
+    throw std::runtime_error("batchgan CUDA emulator: " + state.error());
   }
 }
 

@@ -51,10 +51,14 @@ BATCHGAN_HOST_DEVICE_INLINE T xlogx(T x) {
   return x > T(0) ? x * math_log(x) : T(0);
 }
 
-// KL(B(u) || B(sigmoid(l))), eq. 3.
+// KL(B(u) || B(sigmoid(l))), eq. 3. A term whose weight u or 1 - u is 0 is left out (selected,
+// not multiplied), so an infinite logit gives the limit: 0 at u = 1, l = +inf (and u = 0,
+// l = -inf), +inf when the sigmoid saturates on the wrong side; a NaN logit gives NaN.
 template <typename T>
 BATCHGAN_HOST_DEVICE_INLINE T bernoulli_kl_from_logit(T logit, T u) {
-  return u * softplus(-logit) + (T(1) - u) * softplus(logit) + xlogx(u) + xlogx(T(1) - u);
+  const T real_term = u > T(0) ? u * softplus(-logit) : T(0);
+  const T fake_term = u < T(1) ? (T(1) - u) * softplus(logit) : T(0);
+  return real_term + fake_term + xlogx(u) + xlogx(T(1) - u);
 }
 
 template <typename T>

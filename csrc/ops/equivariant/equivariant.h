@@ -117,6 +117,19 @@ inline void check_conv_params(at::IntArrayRef stride, at::IntArrayRef padding, a
               "dilation: expected two positive integers, got ", dilation);
 }
 
+// The padded input must hold the dilated kernel at least once (ATen's conv would report it
+// without naming an argument).
+inline void check_conv_output_size(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef padding,
+                                   at::IntArrayRef dilation) {
+  for (int64_t d = 0; d < 2; ++d) {
+    const int64_t padded = x.size(2 + d) + 2 * padding[d];
+    const int64_t extent = dilation[d] * (weight.size(2 + d) - 1) + 1;
+    TORCH_CHECK(padded >= extent, "x: the input of spatial size ", x.sizes().slice(2), " padded by ", padding,
+                " is smaller than the kernel of weight (", weight.sizes().slice(2), ", dilation ", dilation,
+                "): no output position");
+  }
+}
+
 inline void check_conv_input(const at::Tensor& x) {
   check_float_tensor(x, "x");
   TORCH_CHECK(x.dim() == 4, "x: expected a 4-d batch (N, C, H, W), got shape ", x.sizes());
@@ -201,6 +214,7 @@ std::tuple<at::Tensor, at::Tensor> equivariant_conv2d_forward_impl(
   check_conv_input(x);
   check_layer_params(x, weight, weight_gamma, bias, 4, "(C_out, C_in/groups, kh, kw)", groups);
   check_conv_params(stride, padding, dilation);
+  check_conv_output_size(x, weight, padding, dilation);
   SetLayout layout = make_set_layout(x.size(0), num_sets, "x");
   // Keep the caller's layout: channels_last stays channels_last end to end.
   const at::MemoryFormat fmt = x.suggest_memory_format();

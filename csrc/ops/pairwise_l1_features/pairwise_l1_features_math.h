@@ -7,7 +7,9 @@
 // d|u|/du = sign(u) (sign(0) = 0, so the j = i term never contributes):
 //   dL/dM[k, b, :] = -sum_j sign(M_k,b - M_j,b) c_b(k, j) (h[k, label(j), b] + h[j, label(k), b])
 // with h[i, p, b] = dL/do[i, p, b] * s[i, p]. Both directions only need M and the O(N)
-// weights, so nothing of size N x N is ever stored.
+// weights, so nothing of size N x N is ever stored. Terms outside the sum (other sets or
+// populations, j = i with exclude_self) never contribute, even when they are inf or NaN; the
+// terms inside follow IEEE arithmetic (exp(-inf) = 0, NaN distances give NaN).
 #pragma once
 
 #include <cmath>

@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -89,6 +90,31 @@ BATCHGAN_ROW_KERNEL void row_terms(const acc_t* __restrict cols, const acc_t* __
   for (int64_t j0 = 0; j0 < np; j0 += kLanes) {
     block_distances(cols, np, c_dims, i, j0, d);
     for (int64_t jj = 0; jj < kLanes; ++jj) out[j0 + jj] = pl1_exp_neg_cpu(d[jj]) * weight[j0 + jj];
+  }
+}
+
+// The lane loops above mask a term by multiplying it with a weight of 0, which is exact as
+// long as the masked distances are finite: then the j = i term (distance 0) and the zero
+// padding give finite terms times 0. A row i holding inf or NaN makes them NaN, and NaN * 0
+// would leak into the sum, so such rows take the scalar loop below, which skips masked terms.
+template <typename acc_t>
+inline bool row_is_finite(const acc_t* __restrict cols, int64_t np, int64_t c_dims, int64_t i) {
+  bool finite = true;
+  for (int64_t c = 0; c < c_dims; ++c) finite &= std::isfinite(cols[c * np + i]);
+  return finite;
+}
+
+// out[j] = c_b(i, j) for the samples j in [first, n) that enter row i's sum (all but j = i with
+// exclude_self), 0 for the others and the padding, each distance computed only when it counts.
+template <typename acc_t>
+void row_terms_exact(const acc_t* __restrict cols, int64_t np, int64_t n, int64_t c_dims, int64_t i, int64_t first,
+                     bool exclude_self, acc_t* __restrict out) {
+  for (int64_t j = 0; j < np; ++j) {
+    out[j] = acc_t(0);
+    if (j < first || j >= n || (exclude_self && j == i)) continue;
+    acc_t d = 0;
+    for (int64_t c = 0; c < c_dims; ++c) d += pl1_abs(cols[c * np + j] - cols[c * np + i]);
+    out[j] = pl1_exp_neg_cpu(d);
   }
 }
 
@@ -272,10 +298,9 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t num_sets, bool 
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     const int64_t n = in.set_size, np = padded(n), B = in.b, C = in.c, P = in.populations;
     if (use_symmetric(in)) {
-      const acc_t self_term = in.exclude_self ? acc_t(0) : acc_t(1);  // c_b(i, i) = exp(0)
       dispatch_int</*kFallback=*/0, 1, 2, 3, 4, 5, 8, 16>(C, [&]<int kC>() {
         at::parallel_for(0, in.num_sets * B, 1, [&](int64_t begin, int64_t end) {
-          std::vector<acc_t> acc(np), valid(np, acc_t(0)), m_row(C);
+          std::vector<acc_t> acc(np), valid(np, acc_t(0)), m_row(C), terms(np);
           std::fill(valid.begin(), valid.begin() + n, acc_t(1));
           for (int64_t gb = begin; gb < end; ++gb) {
             const int64_t g = gb / B, b = gb % B;
@@ -283,9 +308,27 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t num_sets, bool 
             std::fill(acc.begin(), acc.end(), acc_t(0));
             for (int64_t i = 0; i < n; ++i) {
               const int64_t row = g * n + i;
-              for (int64_t c = 0; c < C; ++c) m_row[c] = cols[c * np + i];
-              const acc_t upper = row_feature_upper<kC>(cols, valid.data(), np, C, i, m_row.data(), acc.data());
-              o[row * B + b] = static_cast<scalar_t>((acc[i] + upper + self_term) * scale[row]);
+              // The pairs (j < i, i), complete now: read before this row's pass adds to acc.
+              const acc_t lower = acc[i];
+              acc_t upper = 0, self_term = 0;
+              if (row_is_finite(cols, np, C, i)) {
+                for (int64_t c = 0; c < C; ++c) m_row[c] = cols[c * np + i];
+                upper = row_feature_upper<kC>(cols, valid.data(), np, C, i, m_row.data(), acc.data());
+                if (!in.exclude_self) self_term = acc_t(1);  // c_b(i, i) = exp(0)
+              } else {
+                row_terms_exact(cols, np, n, C, i, /*first=*/i + 1, /*exclude_self=*/true, terms.data());
+                for (int64_t j = i + 1; j < n; ++j) {
+                  upper += terms[j];
+                  acc[j] += terms[j];
+                }
+                // c_b(i, i) = exp(-|M_i - M_i|): NaN for an inf or NaN sample, as any pair with it.
+                if (!in.exclude_self) {
+                  acc_t d = 0;
+                  for (int64_t c = 0; c < C; ++c) d += pl1_abs(cols[c * np + i] - cols[c * np + i]);
+                  self_term = pl1_exp_neg_cpu(d);
+                }
+              }
+              o[row * B + b] = static_cast<scalar_t>((lower + upper + self_term) * scale[row]);
             }
           }
         });
@@ -302,14 +345,19 @@ at::Tensor pairwise_l1_features_cpu(const at::Tensor& M, int64_t num_sets, bool 
         const int64_t g = gb / B, b = gb % B;
         const int64_t row = g * n + i;
         const acc_t* cols = cols_all + gb * C * np;
-        if (in.exclude_self) weight[i] = acc_t(0);
-        if (P == 1) {
+        if (!row_is_finite(cols, np, C, i)) {
+          terms.resize(np);
+          row_terms_exact(cols, np, n, C, i, /*first=*/0, in.exclude_self, terms.data());
+        } else if (P == 1) {
+          if (in.exclude_self) weight[i] = acc_t(0);
           o[row * B + b] = static_cast<scalar_t>(row_feature(cols, weight.data(), np, C, i) * scale[row]);
+          weight[i] = acc_t(1);
+          continue;
         } else {
+          if (in.exclude_self) weight[i] = acc_t(0);
           row_terms(cols, weight.data(), np, C, i, terms.data());
+          weight[i] = acc_t(1);
         }
-        weight[i] = acc_t(1);
-        if (P == 1) continue;
         for (int64_t p = 0; p < P; ++p) {
           const acc_t s = sum_row_where(terms.data(), labels + g * n, static_cast<int32_t>(p), n);
           o[(row * P + p) * B + b] = static_cast<scalar_t>(s * scale[row * P + p]);
