@@ -75,7 +75,7 @@ def resolve_configuration():
     torch_cuda = torch.version.cuda
     reasons = []
     if torch_cuda is None:
-        reasons.append("torch %s is a CPU-only build" % torch.__version__)
+        reasons.append(f"torch {torch.__version__} is a CPU-only build")
     if _cuda_home is None:
         reasons.append("no CUDA toolkit (nvcc) found; set CUDA_HOME")
     if force_cuda and reasons:
@@ -95,9 +95,9 @@ def resolve_configuration():
     print("[batchgan_ext] build configuration:")
     print("[batchgan_ext]   backends: cpu%s" % (", cuda" if with_cuda else ""))
     if not with_cuda:
-        print("[batchgan_ext]   cuda kernels skipped: %s" % "; ".join(reasons))
+        print("[batchgan_ext]   cuda kernels skipped: {}".format("; ".join(reasons)))
     for key in ("torch", "torch_cuda", "cuda_home", "arch_list", "emulated"):
-        print("[batchgan_ext]   %s: %s" % (key, config[key]))
+        print(f"[batchgan_ext]   {key}: {config[key]}")
     return config
 
 
@@ -124,7 +124,7 @@ def extensions(config):
     define_macros = []
     if config["with_cuda"]:
         sources += _sources("csrc/ops/*/cuda/*.cu")
-        define_macros += [("WITH_CUDA", None), ("BATCHGAN_CUDA_VERSION", '"%s"' % torch.version.cuda)]
+        define_macros += [("WITH_CUDA", None), ("BATCHGAN_CUDA_VERSION", f'"{torch.version.cuda}"')]
         include_dirs += _nvidia_wheel_include_dirs()
         ext = CUDAExtension(
             "batchgan_ext._C",

@@ -8,7 +8,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 RUFF_VERSION="0.17.6"
-CLANG_FORMAT_VERSION="CLANG_FORMAT_PIN"
+CLANG_FORMAT_VERSION="23.1.3"
 PY="${PY:-$REPO_ROOT/.venv/bin/python}"
 VENV_BIN="$(dirname "$PY")"
 

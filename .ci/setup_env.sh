@@ -20,14 +20,6 @@ echo "[setup] $(date '+%H:%M:%S') installing $TORCH_REQ and the build dependenci
 # (pip's notes about this machine's unused local index folders are filtered out)
 { "$PY" -m pip install -q "$TORCH_REQ" numpy pybind11 ninja "setuptools>=77" wheel build 2>&1; } \
   | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-# Pinned developer tools (linters, formatters), installed here by name==version; none yet.
-DEV_TOOLS=()
-if [ "${#DEV_TOOLS[@]}" -gt 0 ]; then
-  echo "[setup] $(date '+%H:%M:%S') installing the developer tools: ${DEV_TOOLS[*]}"
-  { "$PY" -m pip install -q "${DEV_TOOLS[@]}" 2>&1; } \
-    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-fi
-
 # The CUDA toolkit root: nvcc on PATH may be a wrapper outside it.
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
   export CUDA_HOME=/usr/local/cuda

@@ -24,8 +24,12 @@ except ImportError as _error:  # pragma: no cover - exercised by running from a 
             "then imported), or build in place with `python setup.py build_ext --inplace`."
         ) from _error
     raise
-from . import _meta_registrations  # noqa: E402,F401  (fake kernels of every op)
-from .ops import (  # noqa: E402
+from . import _meta_registrations  # noqa: F401  (fake kernels of every op)
+from .convert import make_equivariant
+from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean
+from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev
+from .nn.mixing import BernoulliKLLoss, MixedBatch
+from .ops import (
     batch_generator_loss,
     bernoulli_kl_loss,
     equivariant_conv2d,
@@ -36,10 +40,6 @@ from .ops import (  # noqa: E402
     sample_mixing,
     set_mean,
 )
-from .nn.mixing import BernoulliKLLoss, MixedBatch  # noqa: E402
-from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean  # noqa: E402
-from .convert import make_equivariant  # noqa: E402
-from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev  # noqa: E402
 
 __version__ = "0.1.0"  # the one source of the version: pyproject.toml reads it (tool.setuptools.dynamic)
 

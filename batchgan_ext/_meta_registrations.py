@@ -37,7 +37,6 @@ def _mix_backward_fake(grad, beta, complement):
     return tuple(torch.empty(shape, dtype=grad.dtype, device=grad.device, memory_format=fmt) for _ in range(2))
 
 
-
 # ---- bernoulli_kl_loss
 
 
@@ -48,7 +47,10 @@ def _bernoulli_kl_loss_fake(logits, target, mode="bgan", num_sets=1, reduction="
         reduction in ("none", "mean", "sum"), lambda: f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}"
     )
     n = logits.shape[0]
-    torch._check(num_sets >= 1 and n % num_sets == 0, lambda: f"num_sets: the batch of {n} samples does not split into {num_sets} sets")
+    torch._check(
+        num_sets >= 1 and n % num_sets == 0,
+        lambda: f"num_sets: the batch of {n} samples does not split into {num_sets} sets",
+    )
     if reduction != "none":
         return logits.new_empty(())
     return logits.new_empty((num_sets,) if mode == "bgan" else (n,))
@@ -61,14 +63,15 @@ def _bernoulli_kl_loss_backward_fake(grad, logits, target, mode, num_sets, reduc
     )
 
 
-
 # ---- equivariant_conv2d, equivariant_linear, set_mean
 
 
 def _check_num_sets(n, num_sets):
     torch._check(n > 0, lambda: "x: expected a non-empty batch, got 0 samples")
     torch._check(num_sets >= 1, lambda: f"num_sets: expected a positive number of sets, got {num_sets}")
-    torch._check(n % num_sets == 0, lambda: f"num_sets: the batch of {n} samples does not split into {num_sets} equal sets")
+    torch._check(
+        n % num_sets == 0, lambda: f"num_sets: the batch of {n} samples does not split into {num_sets} equal sets"
+    )
 
 
 def _check_params(x, weight, weight_gamma, bias, weight_dim, groups=1):
@@ -77,21 +80,34 @@ def _check_params(x, weight, weight_gamma, bias, weight_dim, groups=1):
             continue
         torch._check(t.dtype == x.dtype, lambda: f"{name}: expected the dtype of x ({x.dtype}), got {t.dtype}")
         torch._check(t.device == x.device, lambda: f"{name}: expected a tensor on the same device as x ({x.device})")
-    torch._check(weight.dim() == weight_dim, lambda: f"weight: expected a {weight_dim}-d tensor, got {tuple(weight.shape)}")
-    torch._check(weight.shape[1] * groups == x.shape[1],
-                 lambda: f"weight: expected {x.shape[1] // groups} input channels/features"
-                 + (" per group" if groups > 1 else ""))
-    torch._check(weight_gamma.shape == weight.shape, lambda: f"weight_gamma: expected the shape of weight {tuple(weight.shape)}")
+    torch._check(
+        weight.dim() == weight_dim, lambda: f"weight: expected a {weight_dim}-d tensor, got {tuple(weight.shape)}"
+    )
+    torch._check(
+        weight.shape[1] * groups == x.shape[1],
+        lambda: (
+            f"weight: expected {x.shape[1] // groups} input channels/features" + (" per group" if groups > 1 else "")
+        ),
+    )
+    torch._check(
+        weight_gamma.shape == weight.shape, lambda: f"weight_gamma: expected the shape of weight {tuple(weight.shape)}"
+    )
     if bias is not None:
-        torch._check(bias.dim() == 1 and bias.shape[0] == weight.shape[0], lambda: f"bias: expected shape ({weight.shape[0]},)")
+        torch._check(
+            bias.dim() == 1 and bias.shape[0] == weight.shape[0], lambda: f"bias: expected shape ({weight.shape[0]},)"
+        )
 
 
 def _check_groups(x, weight, groups):
     torch._check(groups >= 1, lambda: f"groups: expected a positive number of channel groups, got {groups}")
-    torch._check(x.shape[1] % groups == 0,
-                 lambda: f"groups: the {x.shape[1]} input channels of x do not split into {groups} groups")
-    torch._check(weight.dim() < 1 or weight.shape[0] % groups == 0,
-                 lambda: f"groups: the {weight.shape[0]} output channels of weight do not split into {groups} groups")
+    torch._check(
+        x.shape[1] % groups == 0,
+        lambda: f"groups: the {x.shape[1]} input channels of x do not split into {groups} groups",
+    )
+    torch._check(
+        weight.dim() < 1 or weight.shape[0] % groups == 0,
+        lambda: f"groups: the {weight.shape[0]} output channels of weight do not split into {groups} groups",
+    )
 
 
 def _conv_out_size(size, k, s, p, d):
@@ -99,8 +115,19 @@ def _conv_out_size(size, k, s, p, d):
 
 
 @torch.library.register_fake("batchgan::equivariant_conv2d")
-def _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                             groups=1, num_sets=1, activation="identity", negative_slope=0.01):
+def _equivariant_conv2d_fake(
+    x,
+    weight,
+    weight_gamma,
+    bias,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups=1,
+    num_sets=1,
+    activation="identity",
+    negative_slope=0.01,
+):
     torch._check(activation in ACTIVATIONS, lambda: f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
     torch._check(x.dim() == 4, lambda: f"x: expected a 4-d batch (N, C, H, W), got shape {tuple(x.shape)}")
     _check_groups(x, weight, groups)
@@ -108,15 +135,28 @@ def _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride=(1, 1), paddi
     _check_num_sets(x.shape[0], num_sets)
     ho = _conv_out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
     wo = _conv_out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
-    return torch.empty((x.shape[0], weight.shape[0], ho, wo), dtype=x.dtype, device=x.device,
-                       memory_format=suggest_memory_format(x))
+    return torch.empty(
+        (x.shape[0], weight.shape[0], ho, wo), dtype=x.dtype, device=x.device, memory_format=suggest_memory_format(x)
+    )
 
 
 @torch.library.register_fake("batchgan::_equivariant_conv2d_forward")
-def _equivariant_conv2d_forward_fake(x, weight, weight_gamma, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                                     groups=1, num_sets=1, activation="identity", negative_slope=0.01):
-    out = _equivariant_conv2d_fake(x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets,
-                                   activation, negative_slope)
+def _equivariant_conv2d_forward_fake(
+    x,
+    weight,
+    weight_gamma,
+    bias,
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups=1,
+    num_sets=1,
+    activation="identity",
+    negative_slope=0.01,
+):
+    out = _equivariant_conv2d_fake(
+        x, weight, weight_gamma, bias, stride, padding, dilation, groups, num_sets, activation, negative_slope
+    )
     return out, _set_mean_fake(x, num_sets)
 
 
@@ -136,8 +176,23 @@ def _grads_fake(x, weight, weight_gamma, has_bias, output_mask):
 
 
 @torch.library.register_fake("batchgan::_equivariant_conv2d_backward")
-def _equivariant_conv2d_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, stride, padding, dilation,
-                                      groups, num_sets, activation, negative_slope, output_mask):
+def _equivariant_conv2d_backward_fake(
+    grad,
+    out,
+    x,
+    x_mean,
+    weight,
+    weight_gamma,
+    has_bias,
+    stride,
+    padding,
+    dilation,
+    groups,
+    num_sets,
+    activation,
+    negative_slope,
+    output_mask,
+):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 
 
@@ -151,15 +206,17 @@ def _equivariant_linear_fake(x, weight, weight_gamma, bias, num_sets=1, activati
 
 
 @torch.library.register_fake("batchgan::_equivariant_linear_forward")
-def _equivariant_linear_forward_fake(x, weight, weight_gamma, bias, num_sets=1, activation="identity",
-                                     negative_slope=0.01):
+def _equivariant_linear_forward_fake(
+    x, weight, weight_gamma, bias, num_sets=1, activation="identity", negative_slope=0.01
+):
     out = _equivariant_linear_fake(x, weight, weight_gamma, bias, num_sets, activation, negative_slope)
     return out, _set_mean_fake(x, num_sets)
 
 
 @torch.library.register_fake("batchgan::_equivariant_linear_backward")
-def _equivariant_linear_backward_fake(grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation,
-                                      negative_slope, output_mask):
+def _equivariant_linear_backward_fake(
+    grad, out, x, x_mean, weight, weight_gamma, has_bias, num_sets, activation, negative_slope, output_mask
+):
     return _grads_fake(x, weight, weight_gamma, has_bias, output_mask)
 
 
@@ -167,16 +224,20 @@ def _equivariant_linear_backward_fake(grad, out, x, x_mean, weight, weight_gamma
 def _set_mean_fake(x, num_sets=1):
     torch._check(x.dim() >= 1, lambda: "x: expected a batch with the batch dimension first, got a 0-d tensor")
     _check_num_sets(x.shape[0], num_sets)
-    return torch.empty((num_sets,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device,
-                       memory_format=suggest_memory_format(x))
+    return torch.empty(
+        (num_sets,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=suggest_memory_format(x)
+    )
 
 
 @torch.library.register_fake("batchgan::_set_mean_backward")
 def _set_mean_backward_fake(grad, batch):
     torch._check(batch > 0 and batch % grad.shape[0] == 0, lambda: f"batch: expected a multiple of {grad.shape[0]}")
-    return torch.empty((batch,) + tuple(grad.shape[1:]), dtype=grad.dtype, device=grad.device,
-                       memory_format=suggest_memory_format(grad))
-
+    return torch.empty(
+        (batch,) + tuple(grad.shape[1:]),
+        dtype=grad.dtype,
+        device=grad.device,
+        memory_format=suggest_memory_format(grad),
+    )
 
 
 # ---- pairwise_l1_features, minibatch_stddev
@@ -205,7 +266,9 @@ def _check_pairwise_args(M, num_sets, split, num_populations):
         )
         torch._check(
             split.dim() == 1 and split.shape[0] == M.shape[0],
-            lambda: f"split: expected a 1-d tensor of {M.shape[0]} labels (one per sample), got shape {tuple(split.shape)}",
+            lambda: (
+                f"split: expected a 1-d tensor of {M.shape[0]} labels (one per sample), got shape {tuple(split.shape)}"
+            ),
         )
 
 
@@ -228,16 +291,22 @@ def _pairwise_l1_features_backward_fake(grad, M, num_sets, exclude_self, mean, s
 
 
 def _stddev_out_shape(x, group_size, num_channels):
-    torch._check(x.dim() >= 2, lambda: f"x: expected a batch (N, C, *spatial) with at least 2 dims, got shape {tuple(x.shape)}")
+    torch._check(
+        x.dim() >= 2, lambda: f"x: expected a batch (N, C, *spatial) with at least 2 dims, got shape {tuple(x.shape)}"
+    )
     n = x.shape[0]
     torch._check(n > 0, lambda: "x: expected a non-empty batch, got N = 0 samples")
     torch._check(group_size >= 1, lambda: f"group_size: expected a positive group size, got {group_size}")
-    torch._check(num_channels >= 1, lambda: f"num_channels: expected a positive number of stddev channels, got {num_channels}")
+    torch._check(
+        num_channels >= 1, lambda: f"num_channels: expected a positive number of stddev channels, got {num_channels}"
+    )
     g = min(group_size, n)
     torch._check(
         n % g == 0,
-        lambda: f"group_size: the batch of {n} samples is not divisible by the group size {g} "
-        "(N must be a multiple of min(group_size, N))",
+        lambda: (
+            f"group_size: the batch of {n} samples is not divisible by the group size {g} "
+            "(N must be a multiple of min(group_size, N))"
+        ),
     )
     torch._check(
         x.shape[1] % num_channels == 0,

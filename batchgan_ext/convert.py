@@ -19,8 +19,10 @@ def _spectral_norm_of(layer):
         return None
     plist = layer.parametrizations["weight"]
     if len(plist) != 1 or type(plist[0]).__name__ != "_SpectralNorm":
-        raise ValueError(f"discriminator: {type(layer).__name__} has a weight parametrization other than "
-                         "spectral_norm, which make_equivariant does not know how to carry over")
+        raise ValueError(
+            f"discriminator: {type(layer).__name__} has a weight parametrization other than "
+            "spectral_norm, which make_equivariant does not know how to carry over"
+        )
     return plist[0]
 
 
@@ -39,10 +41,21 @@ def _convert_layer(layer, set_size, activation="identity", negative_slope=0.01):
     common = dict(set_size=set_size, activation=activation, negative_slope=negative_slope, **factory)
     if isinstance(layer, nn.Conv2d):
         if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError("discriminator: make_equivariant supports nn.Conv2d with numeric padding and "
-                             f"padding_mode='zeros', got {layer}")
-        new = EquivariantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                layer.padding, layer.dilation, layer.groups, layer.bias is not None, **common)
+            raise ValueError(
+                "discriminator: make_equivariant supports nn.Conv2d with numeric padding and "
+                f"padding_mode='zeros', got {layer}"
+            )
+        new = EquivariantConv2d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            layer.bias is not None,
+            **common,
+        )
     else:
         new = EquivariantLinear(layer.in_features, layer.out_features, layer.bias is not None, **common)
     s = float(set_size)
@@ -54,8 +67,9 @@ def _convert_layer(layer, set_size, activation="identity", negative_slope=0.01):
             new.bias.copy_(layer.bias)
     if sn is not None:
         for name in ("weight", "weight_gamma"):
-            torch.nn.utils.parametrizations.spectral_norm(new, name, n_power_iterations=sn.n_power_iterations,
-                                                          eps=sn.eps)
+            torch.nn.utils.parametrizations.spectral_norm(
+                new, name, n_power_iterations=sn.n_power_iterations, eps=sn.eps
+            )
     new.train(layer.training)
     return new
 

@@ -21,7 +21,7 @@ import batchgan_ext as bg
 from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
+from common import format_time, print_table, time_interleaved, write_json
 
 # (logits, sets): a CIFAR-size step (64 real + 64 fake mixed, 8 sets of 16) and a 2D-experiment
 # step (batch 128 with its complement, sets of 32), then a large batch.
@@ -79,7 +79,7 @@ def run(quick=False):
             )
             records.append({"logits": n, "num_sets": num_sets, "mode": mode, "seconds": t})
     print_table(
-        "bernoulli_kl_loss, forward + backward, median of %d rounds" % rounds,
+        f"bernoulli_kl_loss, forward + backward, median of {rounds} rounds",
         ["logits", "mode", "batchgan", "naive", "compiled", "floor (BCE)", "naive/ours", "compiled/ours", "ours/floor"],
         rows,
     )

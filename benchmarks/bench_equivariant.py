@@ -25,9 +25,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import batchgan_ext as bg  # noqa: E402
-from batchgan_ext._reference.equivariant import equivariant_conv2d_naive, equivariant_linear_naive  # noqa: E402
-from common import format_time, paired_ratio, print_table, time_interleaved, write_json  # noqa: E402
+import batchgan_ext as bg
+from batchgan_ext._reference.equivariant import equivariant_conv2d_naive, equivariant_linear_naive
+
+from common import format_time, paired_ratio, print_table, time_interleaved, write_json
 
 SLOPE = 0.1  # SN-GAN discriminators use leaky_relu(0.1)
 
@@ -62,14 +63,17 @@ def _candidates(kind, x, w, wg, b, num_sets, conv_kw, compile_naive):
     if kind == "conv":
         plain = lambda x, w, wg, b: F.leaky_relu(F.conv2d(x, w, b, **conv_kw), SLOPE)  # noqa: E731
         fused = lambda x, w, wg, b: bg.equivariant_conv2d(  # noqa: E731
-            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
+            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw
+        )
         naive = lambda x, w, wg, b: equivariant_conv2d_naive(  # noqa: E731
-            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw)
+            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw
+        )
     else:
         plain = lambda x, w, wg, b: F.leaky_relu(F.linear(x, w, b), SLOPE)  # noqa: E731
         fused = lambda x, w, wg, b: bg.equivariant_linear(x, w, wg, b, num_sets, "leaky_relu", SLOPE)  # noqa: E731
         naive = lambda x, w, wg, b: equivariant_linear_naive(  # noqa: E731
-            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE)
+            x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE
+        )
     grad = torch.randn_like(plain(x, w, wg, b))
     fns = {
         "plain": _fwd_bwd(lambda x, w, wg, b: plain(x, w, wg, b), (x, w, b), grad),
@@ -133,16 +137,31 @@ def run(quick=False, num_sets=1, compile_naive=True):
         # fused vs naive: the median of the per-round ratios (the two are within a few percent
         # on the conv shapes, where the ratio of medians flips with the machine's noise).
         fused_vs_naive = paired_ratio(samples, "fused", "naive")
-        rows.append([name, shape] + [format_time(times[n]) for n in names] + [f"{rel[n]:.2f}x" for n in rel]
-                    + [f"{fused_vs_naive:.3f}"])
-        records.append({"layer": name, "shape": shape, "seconds": times, "vs_plain": rel,
-                        "fused_over_naive_paired": fused_vs_naive})
+        rows.append(
+            [name, shape]
+            + [format_time(times[n]) for n in names]
+            + [f"{rel[n]:.2f}x" for n in rel]
+            + [f"{fused_vs_naive:.3f}"]
+        )
+        records.append(
+            {
+                "layer": name,
+                "shape": shape,
+                "seconds": times,
+                "vs_plain": rel,
+                "fused_over_naive_paired": fused_vs_naive,
+            }
+        )
     geo = {n: _geomean(r) for n, r in ratios.items()}
     rows.append(["geomean", ""] + [""] * len(names) + [f"{geo[n]:.2f}x" for n in geo] + [""])
     columns = ["layer", "shape"] + names + [f"{n}/plain" for n in names if n != "plain"] + ["fused/naive (paired)"]
-    print_table(f"equivariant layers, forward+backward, medians of {rounds} interleaved rounds (ratios: medians of "
-                f"per-round ratios), "
-                f"{torch.get_num_threads()} threads, num_sets={num_sets}", columns, rows)
+    print_table(
+        f"equivariant layers, forward+backward, medians of {rounds} interleaved rounds (ratios: medians of "
+        f"per-round ratios), "
+        f"{torch.get_num_threads()} threads, num_sets={num_sets}",
+        columns,
+        rows,
+    )
     write_json("equivariant", {"num_sets": num_sets, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
     return geo
 

@@ -13,9 +13,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import batchgan_ext as bg  # noqa: E402
-from batchgan_ext._reference.minibatch import minibatch_stddev_reference  # noqa: E402
-from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
+import batchgan_ext as bg
+from batchgan_ext._reference.minibatch import minibatch_stddev_reference
+
+from common import format_time, print_table, time_interleaved, write_json
 
 # (N, C, H, W): StyleGAN2's 4x4 block at 512 channels, and an 8x8 block at 256.
 SHAPES = [(64, 512, 4, 4), (64, 256, 8, 8), (256, 512, 4, 4)]

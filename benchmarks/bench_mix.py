@@ -3,8 +3,9 @@ its complement, the discriminator input of every BGAN/M-BGAN step.
 
 Candidates, measured round-robin in one run (medians):
   batchgan   torch.ops.batchgan.mix(real, fake, beta, complement=True): a gather of whole samples
-  naive      the paper's formula in PyTorch, real*beta + fake*(1-beta) and its complement
-             (batchgan_ext._reference.mixing.mix_reference)
+  naive      eq. 2 in plain PyTorch, torch.where(beta, real, fake) and its complement
+             (batchgan_ext._reference.mixing.mix_reference; the product form real*beta +
+             fake*(1-beta) would also turn an unused inf/NaN sample into NaN)
   compiled   torch.compile of `naive`
   floor      copying the same bytes once for the forward (2B samples out) and once for the
              backward (2B samples of gradient back), without autograd
@@ -24,7 +25,7 @@ import batchgan_ext as bg
 from batchgan_ext._reference.mixing import mix_reference
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from common import format_time, print_table, time_interleaved, write_json  # noqa: E402
+from common import format_time, print_table, time_interleaved, write_json
 
 SHAPES = [(64, 3, 32, 32), (64, 3, 64, 64)]
 NUM_SETS = 4
@@ -104,7 +105,7 @@ def run(quick=False):
         )
         rows.append(
             [
-                "B=%d, %dx%dx%d" % shape,
+                "B={}, {}x{}x{}".format(*shape),
                 format_time(t["batchgan"]),
                 format_time(t["naive"]),
                 format_time(t["compiled"]),
@@ -116,7 +117,7 @@ def run(quick=False):
         )
         records.append({"shape": list(shape), "num_sets": NUM_SETS, "seconds": t})
     print_table(
-        "mix (complement=True), forward + backward, median of %d rounds" % rounds,
+        f"mix (complement=True), forward + backward, median of {rounds} rounds",
         ["shape", "batchgan", "naive", "compiled", "floor", "naive/ours", "compiled/ours", "ours/floor"],
         rows,
     )

@@ -19,9 +19,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import batchgan_ext as bg  # noqa: E402
-from batchgan_ext._reference.minibatch import pairwise_l1_features_reference  # noqa: E402
-from common import (  # noqa: E402
+import batchgan_ext as bg
+from batchgan_ext._reference.minibatch import pairwise_l1_features_reference
+
+from common import (
     format_bytes,
     format_time,
     peak_memory_bytes,
@@ -87,7 +88,7 @@ def bench(sizes, kernel_shapes, with_compile=True):
             print(f"  timed N={n} B={b} C={c}", flush=True)
     # Peak memory, each candidate in a fresh process (see _peak_bytes).
     pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1)
-    for n, b, c, M, fns, run_naive, naive_bytes, times, compile_s in measured:
+    for n, b, c, _M, fns, run_naive, naive_bytes, times, compile_s in measured:
         mem = {}
         for name in ("fused", "naive") if run_naive else ("fused",):
             mem[name] = pool.apply(_peak_bytes, (name, n, b, c))

@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -47,7 +47,7 @@ def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, 
     steady_state_allocator()
     for _ in range(warmup):
         fn()
-    times: List[float] = []
+    times: list[float] = []
     start_all = time.perf_counter()
     while len(times) < repeat or (time.perf_counter() - start_all) < min_seconds:
         t0 = time.perf_counter()
@@ -59,12 +59,12 @@ def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, 
 
 
 def time_interleaved(
-    fns: Dict[str, Callable[[], object]],
+    fns: dict[str, Callable[[], object]],
     *,
     warmup: int = 3,
     rounds: int = 15,
-    samples_out: Optional[Dict[str, List[float]]] = None,
-) -> Dict[str, float]:
+    samples_out: dict[str, list[float]] | None = None,
+) -> dict[str, float]:
     """Median times of several candidates measured round-robin, so that machine noise hits all
     of them alike and their ratios stay meaningful. `samples_out`, if given, receives every
     round's time of every candidate (for paired, per-round comparisons)."""
@@ -72,12 +72,12 @@ def time_interleaved(
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    samples: Dict[str, List[float]] = {name: [] for name in fns}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for r in range(rounds):
         # The order rotates every round, so that no candidate always runs right after the same
         # one (a large candidate leaves cold caches and busy threads behind it).
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
             fns[name]()
             samples[name].append(time.perf_counter() - t0)
@@ -86,7 +86,7 @@ def time_interleaved(
     return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
-def paired_ratio(samples: Dict[str, List[float]], a: str, b: str) -> float:
+def paired_ratio(samples: dict[str, list[float]], a: str, b: str) -> float:
     """Median over rounds of a's time / b's time in the same round: the ratio of two close
     candidates with the slow drift of a shared machine cancelled within each round."""
     return statistics.median(ta / tb for ta, tb in zip(samples[a], samples[b]))
@@ -134,7 +134,7 @@ def peak_memory_bytes(fn: Callable[[], object]) -> int:
     return _proc_status_bytes("VmHWM:") - base
 
 
-def format_time(seconds: Optional[float]) -> str:
+def format_time(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     if seconds < 1e-3:
@@ -144,7 +144,7 @@ def format_time(seconds: Optional[float]) -> str:
     return f"{seconds:.2f} s"
 
 
-def format_bytes(n: Optional[int]) -> str:
+def format_bytes(n: int | None) -> str:
     if n is None:
         return "-"
     if n < 1024 * 1024:
@@ -152,7 +152,7 @@ def format_bytes(n: Optional[int]) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
 
 
-def print_table(title: str, columns: List[str], rows: List[List[str]]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(c), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
     print(f"\n## {title}")

@@ -19,7 +19,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer rounds and shapes")
     parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
     args = parser.parse_args(argv)
-    names = sorted(os.path.basename(p)[len("bench_") : -len(".py")] for p in glob.glob(os.path.join(HERE, "bench_*.py")))
+    names = sorted(
+        os.path.basename(p)[len("bench_") : -len(".py")] for p in glob.glob(os.path.join(HERE, "bench_*.py"))
+    )
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - set(names)

@@ -161,7 +161,7 @@ def expect_error(fn, names, errors=(ValueError, RuntimeError)):
     """fn() raises one of `errors` whose message names one of `names`."""
     try:
         fn()
-    except errors as e:  # noqa: PERF203
+    except errors as e:
         assert_names(e, names)
         return e
     raise AssertionError(f"expected an error naming {names}, the call succeeded")
@@ -170,8 +170,9 @@ def expect_error(fn, names, errors=(ValueError, RuntimeError)):
 def assert_matches(got, expected, dtype, tolerances=TOLERANCES, msg=""):
     """got (any dtype) against a float64 expectation; NaN positions must match, infs too."""
     assert got.shape == expected.shape, f"{msg}: shape {tuple(got.shape)} != {tuple(expected.shape)}"
-    torch.testing.assert_close(got.double(), expected.double(), equal_nan=True, **tolerances[dtype],
-                               msg=lambda m: f"{msg}: {m}")
+    torch.testing.assert_close(
+        got.double(), expected.double(), equal_nan=True, **tolerances[dtype], msg=lambda m: f"{msg}: {m}"
+    )
 
 
 def run_both(cpu_fn, emulated_fn):

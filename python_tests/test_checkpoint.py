@@ -15,7 +15,7 @@ import torch
 
 import batchgan_ext
 from batchgan_ext.train import TrainConfig, Trainer
-from batchgan_ext.train.checkpoint import load_checkpoint, save_checkpoint
+from batchgan_ext.train.checkpoint import load_checkpoint
 
 TINY = dict(steps=4, n_disc=2, batch_size=16, set_size=4, hidden=16, layers=2, eval_samples=200, log_every=1)
 SUBPROCESS_TIMEOUT = 180  # seconds; each run below takes a few seconds
@@ -184,9 +184,32 @@ _DRIVER = textwrap.dedent(
 
 
 def _cli_args(out, *extra):
-    return ["--dataset", "ring8", "--method", "mbgan", "--steps", "6", "--n-disc", "2", "--hidden", "16", "--layers",
-            "2", "--batch-size", "16", "--set-size", "4", "--eval-samples", "100", "--checkpoint-every", "2",
-            "--no-progress", "--out", str(out), *extra]
+    return [
+        "--dataset",
+        "ring8",
+        "--method",
+        "mbgan",
+        "--steps",
+        "6",
+        "--n-disc",
+        "2",
+        "--hidden",
+        "16",
+        "--layers",
+        "2",
+        "--batch-size",
+        "16",
+        "--set-size",
+        "4",
+        "--eval-samples",
+        "100",
+        "--checkpoint-every",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _start_driver(tmp_path, name, block_at_save, args):
@@ -196,8 +219,13 @@ def _start_driver(tmp_path, name, block_at_save, args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_parent, os.environ.get("PYTHONPATH", "")]))
     log = open(tmp_path / f"{name}.log", "w")
     blocked = tmp_path / f"{name}.blocked"
-    proc = subprocess.Popen([sys.executable, str(driver), str(blocked), str(block_at_save), *args], cwd=str(tmp_path),
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(driver), str(blocked), str(block_at_save), *args],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     return proc, blocked, log
 
 
@@ -230,8 +258,9 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint_and_resuming_is_bit
     try:
         deadline = time.monotonic() + SUBPROCESS_TIMEOUT
         while not blocked.exists():
-            assert proc.poll() is None, "the training process ended before blocking:\n" + (
-                tmp_path / "killed.log").read_text()
+            assert proc.poll() is None, (
+                "the training process ended before blocking:\n" + (tmp_path / "killed.log").read_text()
+            )
             assert time.monotonic() < deadline, "the training process did not reach its second save in time"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)

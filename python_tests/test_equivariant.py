@@ -14,6 +14,7 @@ from batchgan_ext._reference.equivariant import (
     equivariant_linear_reference,
     set_mean_reference,
 )
+
 from conftest import FLOAT_DTYPES, TOLERANCES
 
 ACTIVATIONS = [("identity", 0.01), ("relu", 0.0), ("leaky_relu", 0.1)]
@@ -61,8 +62,9 @@ def _conv_inputs(case, dtype, bias=True, requires_grad=False):
 
 def _pairs(**kw):
     """kw in the schema's order, stride/padding/dilation as pairs."""
-    return {k: (v if k in ("groups", "num_sets") else (v, v) if isinstance(v, int) else tuple(v))
-            for k, v in kw.items()}
+    return {
+        k: (v if k in ("groups", "num_sets") else (v, v) if isinstance(v, int) else tuple(v)) for k, v in kw.items()
+    }
 
 
 def _act64(t):
@@ -80,8 +82,9 @@ def _act64(t):
 def test_conv2d_matches_reference(dtype, case, activation, slope, bias):
     (x, wl, wg, b), kw = _conv_inputs(case, dtype, bias)
     out = bg.equivariant_conv2d(x, wl, wg, b, activation=activation, negative_slope=slope, **kw)
-    expected = equivariant_conv2d_reference(*map(_act64, (x, wl, wg, b)), activation=activation,
-                                            negative_slope=slope, **kw)
+    expected = equivariant_conv2d_reference(
+        *map(_act64, (x, wl, wg, b)), activation=activation, negative_slope=slope, **kw
+    )
     assert out.dtype == dtype and out.shape == expected.shape
     torch.testing.assert_close(out.double(), expected, **PRODUCT_TOL[dtype])
 
@@ -96,8 +99,9 @@ def test_linear_matches_reference(dtype, n, g, fin, fout, activation, slope, bia
     wg = (torch.randn(fout, fin, dtype=torch.float64) / math.sqrt(fin)).to(dtype)
     b = torch.randn(fout, dtype=torch.float64).to(dtype) if bias else None
     out = bg.equivariant_linear(x, wl, wg, b, g, activation, slope)
-    expected = equivariant_linear_reference(*map(_act64, (x, wl, wg, b)), num_sets=g, activation=activation,
-                                            negative_slope=slope)
+    expected = equivariant_linear_reference(
+        *map(_act64, (x, wl, wg, b)), num_sets=g, activation=activation, negative_slope=slope
+    )
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), expected, **PRODUCT_TOL[dtype])
 
@@ -271,8 +275,17 @@ def test_make_equivariant_carries_channel_groups():
         torch.testing.assert_close(dst.weight, src.weight * 2 / 3)
     assert convs[0].activation == "leaky_relu"  # the LeakyReLU after it is fused into the layer
     x = torch.randn(4, 4, 6, 6)
-    h = equivariant_conv2d_reference(x, convs[0].weight, convs[0].weight_gamma, convs[0].bias, padding=1, groups=2,
-                                     num_sets=2, activation="leaky_relu", negative_slope=0.1)
+    h = equivariant_conv2d_reference(
+        x,
+        convs[0].weight,
+        convs[0].weight_gamma,
+        convs[0].bias,
+        padding=1,
+        groups=2,
+        num_sets=2,
+        activation="leaky_relu",
+        negative_slope=0.1,
+    )
     h = equivariant_conv2d_reference(h, convs[1].weight, convs[1].weight_gamma, convs[1].bias, groups=8, num_sets=2)
     with torch.no_grad():
         torch.testing.assert_close(eq(x), set_mean_reference(h, 2), **PRODUCT_TOL[torch.float32])
@@ -309,12 +322,21 @@ def test_gradient_penalty_matches_reference(layer):
         x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
         wl, wg = (torch.randn(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2))
         b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-        fused = lambda *a: bg.equivariant_linear(*a, 2, "leaky_relu", 0.2)  # noqa: E731
-        ref = lambda *a: equivariant_linear_reference(*a, num_sets=2, activation="leaky_relu", negative_slope=0.2)  # noqa: E731
+
+        def fused(*a):
+            return bg.equivariant_linear(*a, 2, "leaky_relu", 0.2)
+
+        def ref(*a):
+            return equivariant_linear_reference(*a, num_sets=2, activation="leaky_relu", negative_slope=0.2)
     else:
         (x, wl, wg, b), kw = _conv_inputs(CONV_CASES[1], torch.float64, True, requires_grad=True)
-        fused = lambda *a: bg.equivariant_conv2d(*a, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
-        ref = lambda *a: equivariant_conv2d_reference(*a, activation="leaky_relu", negative_slope=0.2, **kw)  # noqa: E731
+
+        def fused(*a):
+            return bg.equivariant_conv2d(*a, activation="leaky_relu", negative_slope=0.2, **kw)
+
+        def ref(*a):
+            return equivariant_conv2d_reference(*a, activation="leaky_relu", negative_slope=0.2, **kw)
+
     inputs = (x, wl, wg, b)
 
     def penalty_grads(fn):
@@ -347,8 +369,18 @@ def test_only_requested_gradients_are_computed():
     torch.testing.assert_close(gw, ref, **PRODUCT_TOL[torch.float32])
     p = _pairs(**kw)
     grads = torch.ops.batchgan._equivariant_conv2d_backward(
-        torch.ones_like(out), out.detach(), x, bg.set_mean(x, p["num_sets"]), wl.detach(), wg, True, *p.values(),
-        "identity", 0.0, [False, True, False, False])
+        torch.ones_like(out),
+        out.detach(),
+        x,
+        bg.set_mean(x, p["num_sets"]),
+        wl.detach(),
+        wg,
+        True,
+        *p.values(),
+        "identity",
+        0.0,
+        [False, True, False, False],
+    )
     assert grads[0].shape == (0,) and grads[2].shape == (0,) and grads[3].shape == (0,)
 
 
@@ -376,23 +408,76 @@ def _opcheck_cases():
     return [
         ("equivariant_conv2d", conv_args),
         ("equivariant_conv2d", (x, wl, wg, None, p["stride"], p["padding"], p["dilation"], 1, 1, "identity", 0.0)),
-        ("equivariant_conv2d", (x.to(memory_format=torch.channels_last), wl, wg, b, p["stride"], p["padding"],
-                                p["dilation"], 1, 3, "relu", 0.0)),
+        (
+            "equivariant_conv2d",
+            (
+                x.to(memory_format=torch.channels_last),
+                wl,
+                wg,
+                b,
+                p["stride"],
+                p["padding"],
+                p["dilation"],
+                1,
+                3,
+                "relu",
+                0.0,
+            ),
+        ),
         ("_equivariant_conv2d_forward", conv_args),
-        ("_equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, True, p["stride"], p["padding"],
-                                         p["dilation"], 1, p["num_sets"], "leaky_relu", 0.2, [True, True, True, True])),
-        ("_equivariant_conv2d_backward", (torch.randn(out.shape), out, x, xm, wl, wg, False, p["stride"], p["padding"],
-                                         p["dilation"], 1, p["num_sets"], "leaky_relu", 0.2,
-                                         [True, False, True, False])),
+        (
+            "_equivariant_conv2d_backward",
+            (
+                torch.randn(out.shape),
+                out,
+                x,
+                xm,
+                wl,
+                wg,
+                True,
+                p["stride"],
+                p["padding"],
+                p["dilation"],
+                1,
+                p["num_sets"],
+                "leaky_relu",
+                0.2,
+                [True, True, True, True],
+            ),
+        ),
+        (
+            "_equivariant_conv2d_backward",
+            (
+                torch.randn(out.shape),
+                out,
+                x,
+                xm,
+                wl,
+                wg,
+                False,
+                p["stride"],
+                p["padding"],
+                p["dilation"],
+                1,
+                p["num_sets"],
+                "leaky_relu",
+                0.2,
+                [True, False, True, False],
+            ),
+        ),
         ("equivariant_conv2d", grouped_args),
         ("_equivariant_conv2d_forward", grouped_args),
-        ("_equivariant_conv2d_backward", (torch.randn(qout.shape), qout, xq, qm, wq, wgq, True, *q.values(), "relu",
-                                         0.0, [True, True, True, True])),
+        (
+            "_equivariant_conv2d_backward",
+            (torch.randn(qout.shape), qout, xq, qm, wq, wgq, True, *q.values(), "relu", 0.0, [True, True, True, True]),
+        ),
         ("equivariant_linear", lin_args),
         ("equivariant_linear", (xl, wll, wlg, None, 6, "identity", 0.0)),
         ("_equivariant_linear_forward", lin_args),
-        ("_equivariant_linear_backward", (torch.randn(lout.shape), lout, xl, xlm, wll, wlg, True, 2, "relu", 0.0,
-                                         [True, True, True, True])),
+        (
+            "_equivariant_linear_backward",
+            (torch.randn(lout.shape), lout, xl, xlm, wll, wlg, True, 2, "relu", 0.0, [True, True, True, True]),
+        ),
         ("set_mean", (torch.randn(6, 3, 4), 2)),
         ("set_mean", (torch.randn(4, 3, 2, 2).to(memory_format=torch.channels_last), 4)),
         ("_set_mean_backward", (torch.randn(2, 3, 4), 6)),
@@ -405,8 +490,9 @@ def test_opcheck(index):
     if not name.endswith(("_backward", "_forward")):
         # Autograd registration is checked with differentiable inputs. The _forward/_backward
         # ops are the halves the public ops' autograd kernels call; they have no autograd.
-        args = tuple(a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                     for a in args)
+        args = tuple(
+            a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
+        )
     torch.library.opcheck(getattr(torch.ops.batchgan, name).default, args)
 
 
@@ -544,8 +630,16 @@ def test_spectral_norm_on_both_weights():
             assert abs(torch.linalg.matrix_norm(w, 2).item() - 1) < 0.1
             assert getattr(m.parametrizations, name).original.grad is not None
     conv.eval()
-    expected = equivariant_conv2d_reference(x, conv.weight, conv.weight_gamma, conv.bias, padding=(1, 1), num_sets=2,
-                                            activation="leaky_relu", negative_slope=0.1)
+    expected = equivariant_conv2d_reference(
+        x,
+        conv.weight,
+        conv.weight_gamma,
+        conv.bias,
+        padding=(1, 1),
+        num_sets=2,
+        activation="leaky_relu",
+        negative_slope=0.1,
+    )
     torch.testing.assert_close(conv(x), expected, **PRODUCT_TOL[torch.float32])
 
 
@@ -565,12 +659,16 @@ def test_channels_last_and_non_contiguous_input(dtype):
     # A non-contiguous view (every other column) works too.
     wide = torch.randn(x.shape[0], x.shape[1], x.shape[2], 2 * x.shape[3], dtype=dtype)
     view = wide[..., ::2]
-    torch.testing.assert_close(bg.equivariant_conv2d(view, wl, wg, b, **kw),
-                               bg.equivariant_conv2d(view.contiguous(), wl, wg, b, **kw))
+    torch.testing.assert_close(
+        bg.equivariant_conv2d(view, wl, wg, b, **kw), bg.equivariant_conv2d(view.contiguous(), wl, wg, b, **kw)
+    )
     xl = torch.randn(5, 6, dtype=dtype).t()  # (6, 5), transposed
     wll, wlg = torch.randn(3, 5, dtype=dtype), torch.randn(3, 5, dtype=dtype)
-    torch.testing.assert_close(bg.equivariant_linear(xl, wll, wlg, None, 2),
-                               equivariant_linear_reference(xl, wll, wlg, None, num_sets=2), **PRODUCT_TOL[dtype])
+    torch.testing.assert_close(
+        bg.equivariant_linear(xl, wll, wlg, None, 2),
+        equivariant_linear_reference(xl, wll, wlg, None, num_sets=2),
+        **PRODUCT_TOL[dtype],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,9 +726,18 @@ def test_make_equivariant_sngan(spectral):
     with torch.no_grad():
         h = x
         for c in convs:
-            h = equivariant_conv2d_reference(h, c.weight, c.weight_gamma, c.bias, c.stride, c.padding, c.dilation,
-                                             num_sets=h.shape[0] // set_size, activation=c.activation,
-                                             negative_slope=c.negative_slope)
+            h = equivariant_conv2d_reference(
+                h,
+                c.weight,
+                c.weight_gamma,
+                c.bias,
+                c.stride,
+                c.padding,
+                c.dilation,
+                num_sets=h.shape[0] // set_size,
+                activation=c.activation,
+                negative_slope=c.negative_slope,
+            )
         lin = [m for m in eq.modules() if isinstance(m, bg.EquivariantLinear)][0]
         h = equivariant_linear_reference(h.flatten(1), lin.weight, lin.weight_gamma, lin.bias, num_sets=2)
         expected = set_mean_reference(h, 2)
@@ -730,11 +837,13 @@ def test_backward_op_bad_input():
     x, w = torch.randn(4, 3), torch.randn(2, 3)
     out = bg.equivariant_linear(x, w, w, None, 2)
     with pytest.raises(RuntimeError, match="grad: expected the shape of out"):
-        torch.ops.batchgan._equivariant_linear_backward(torch.randn(4, 3), out, x, bg.set_mean(x, 2), w, w, False, 2,
-                                                       "identity", 0.0, [True] * 4)
+        torch.ops.batchgan._equivariant_linear_backward(
+            torch.randn(4, 3), out, x, bg.set_mean(x, 2), w, w, False, 2, "identity", 0.0, [True] * 4
+        )
     with pytest.raises(RuntimeError, match=r"x_mean: expected the set means of x, shape \[2, 3\]"):
-        torch.ops.batchgan._equivariant_linear_backward(torch.randn_like(out), out, x, bg.set_mean(x, 1), w, w, False,
-                                                       2, "identity", 0.0, [True] * 4)
+        torch.ops.batchgan._equivariant_linear_backward(
+            torch.randn_like(out), out, x, bg.set_mean(x, 1), w, w, False, 2, "identity", 0.0, [True] * 4
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -768,9 +877,22 @@ def test_emulated_conv2d_matches_cpu(emulated, dtype, case, activation, slope, c
     torch.testing.assert_close(out_f, expected, **TOLERANCES[dtype])
     torch.testing.assert_close(mean_f, torch.ops.batchgan.set_mean(x, p["num_sets"]), **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    bargs = (grad, expected, x, torch.ops.batchgan.set_mean(x, p["num_sets"]), wl, wg, True, *p.values(), activation,
-             slope, [True] * 4)
-    for a, e in zip(emulated._equivariant_conv2d_backward(*bargs), torch.ops.batchgan._equivariant_conv2d_backward(*bargs)):
+    bargs = (
+        grad,
+        expected,
+        x,
+        torch.ops.batchgan.set_mean(x, p["num_sets"]),
+        wl,
+        wg,
+        True,
+        *p.values(),
+        activation,
+        slope,
+        [True] * 4,
+    )
+    for a, e in zip(
+        emulated._equivariant_conv2d_backward(*bargs), torch.ops.batchgan._equivariant_conv2d_backward(*bargs)
+    ):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 
 
@@ -786,10 +908,14 @@ def test_emulated_linear_matches_cpu(emulated, dtype, n, g, fin, fout, activatio
     torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
     expected_mean = torch.ops.batchgan.set_mean(x, g)
-    for a, e in zip(emulated._equivariant_linear_forward(x, wl, wg, b, g, activation, slope), (expected, expected_mean)):
+    for a, e in zip(
+        emulated._equivariant_linear_forward(x, wl, wg, b, g, activation, slope), (expected, expected_mean)
+    ):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
     bargs = (grad, expected, x, expected_mean, wl, wg, True, g, activation, slope, [True] * 4)
-    for a, e in zip(emulated._equivariant_linear_backward(*bargs), torch.ops.batchgan._equivariant_linear_backward(*bargs)):
+    for a, e in zip(
+        emulated._equivariant_linear_backward(*bargs), torch.ops.batchgan._equivariant_linear_backward(*bargs)
+    ):
         torch.testing.assert_close(a, e, **TOLERANCES[dtype])
 
 
@@ -800,13 +926,27 @@ def test_emulated_set_mean_matches_cpu(emulated, dtype, shape, num_sets):
     out = emulated.set_mean(x, num_sets)
     torch.testing.assert_close(out, torch.ops.batchgan.set_mean(x, num_sets), **TOLERANCES[dtype])
     grad = torch.randn(out.shape).to(dtype)
-    torch.testing.assert_close(emulated._set_mean_backward(grad, shape[0]),
-                               torch.ops.batchgan._set_mean_backward(grad, shape[0]), **TOLERANCES[dtype])
+    torch.testing.assert_close(
+        emulated._set_mean_backward(grad, shape[0]),
+        torch.ops.batchgan._set_mean_backward(grad, shape[0]),
+        **TOLERANCES[dtype],
+    )
 
 
 def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
     with pytest.raises(RuntimeError, match="num_sets: the batch of 4 samples does not split into 3"):
-        emulated.equivariant_conv2d(torch.randn(4, 3, 5, 5), torch.randn(2, 3, 3, 3), torch.randn(2, 3, 3, 3), None,
-                                    [1, 1], [0, 0], [1, 1], 1, 3, "identity", 0.0)
+        emulated.equivariant_conv2d(
+            torch.randn(4, 3, 5, 5),
+            torch.randn(2, 3, 3, 3),
+            torch.randn(2, 3, 3, 3),
+            None,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            1,
+            3,
+            "identity",
+            0.0,
+        )
     with pytest.raises(RuntimeError, match="weight_gamma: expected the shape of weight"):
         emulated.equivariant_linear(torch.randn(4, 3), torch.randn(2, 3), torch.randn(3, 3), None, 1, "relu", 0.0)

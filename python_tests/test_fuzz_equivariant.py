@@ -8,10 +8,30 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import batchgan_ext as bg
-from batchgan_ext._reference.equivariant import (equivariant_conv2d_reference, equivariant_linear_reference,
-                                                 set_mean_reference)
-from fuzz_common import (COUNTER, FLOATS, FUZZ, HUGE_INTS, LAYOUTS, NON_BOOLS, NON_INTS, NON_REALS, PRODUCT_TOLERANCES,
-                         WRONG_DTYPES, assert_matches, expect_error, run_both, time_bound, values, wrong_int)
+from batchgan_ext._reference.equivariant import (
+    equivariant_conv2d_reference,
+    equivariant_linear_reference,
+    set_mean_reference,
+)
+
+from fuzz_common import (
+    COUNTER,
+    FLOATS,
+    FUZZ,
+    HUGE_INTS,
+    LAYOUTS,
+    NON_BOOLS,
+    NON_INTS,
+    NON_REALS,
+    PRODUCT_TOLERANCES,
+    WRONG_DTYPES,
+    assert_matches,
+    expect_error,
+    run_both,
+    time_bound,
+    values,
+    wrong_int,
+)
 
 ACTIVATIONS = ["identity", "relu", "leaky_relu"]
 
@@ -23,8 +43,11 @@ def _flush_counts():
 
 
 def _bad_num_sets(draw, batch):
-    return draw(st.sampled_from([0, -1, -batch, batch + 1] + HUGE_INTS
-                                + ([k for k in range(2, batch) if batch % k] or [batch + 2])))
+    return draw(
+        st.sampled_from(
+            [0, -1, -batch, batch + 1] + HUGE_INTS + ([k for k in range(2, batch) if batch % k] or [batch + 2])
+        )
+    )
 
 
 def _num_sets_for(draw, batch):
@@ -78,8 +101,11 @@ def test_fuzz_set_mean_op(emulated, case):
 
 
 @FUZZ
-@given(case=set_mean_cases(), set_size=st.one_of(st.none(), st.integers(1, 8), wrong_int()),
-       num_sets_arg=st.one_of(st.none(), st.integers(1, 8), wrong_int()))
+@given(
+    case=set_mean_cases(),
+    set_size=st.one_of(st.none(), st.integers(1, 8), wrong_int()),
+    num_sets_arg=st.one_of(st.none(), st.integers(1, 8), wrong_int()),
+)
 def test_fuzz_set_mean_function_and_module(case, set_size, num_sets_arg):
     x, num_sets, names = case
     with time_bound("set_mean_function"):
@@ -87,12 +113,14 @@ def test_fuzz_set_mean_function_and_module(case, set_size, num_sets_arg):
             expect_error(lambda: bg.set_mean(x, num_sets), names)
         else:
             assert_matches(bg.set_mean(x, num_sets), set_mean_reference(x.double(), num_sets), x.dtype)
-        if set_size is not None and (isinstance(set_size, bool) or not isinstance(set_size, int)
-                                     or not 1 <= set_size < 2**63):
+        if set_size is not None and (
+            isinstance(set_size, bool) or not isinstance(set_size, int) or not 1 <= set_size < 2**63
+        ):
             expect_error(lambda: bg.SetMean(set_size=set_size), ("set_size",))
             return
-        if num_sets_arg is not None and (isinstance(num_sets_arg, bool) or not isinstance(num_sets_arg, int)
-                                         or not 1 <= num_sets_arg < 2**63):
+        if num_sets_arg is not None and (
+            isinstance(num_sets_arg, bool) or not isinstance(num_sets_arg, int) or not 1 <= num_sets_arg < 2**63
+        ):
             expect_error(lambda: bg.SetMean(num_sets=num_sets_arg), ("num_sets",))
             return
         if set_size is not None and num_sets_arg is not None:
@@ -118,8 +146,22 @@ def test_fuzz_set_mean_function_and_module(case, set_size, num_sets_arg):
 # --------------------------------------------------------------------------------------------
 # equivariant_linear
 
-LINEAR_FAULTS = [None, None, None, None, "x_dtype", "x_shape", "x_empty", "weight", "weight_gamma", "weight_dtype",
-                 "bias", "num_sets", "activation", "negative_slope"]
+LINEAR_FAULTS = [
+    None,
+    None,
+    None,
+    None,
+    "x_dtype",
+    "x_shape",
+    "x_empty",
+    "weight",
+    "weight_gamma",
+    "weight_dtype",
+    "bias",
+    "num_sets",
+    "activation",
+    "negative_slope",
+]
 
 
 @st.composite
@@ -156,8 +198,15 @@ def linear_cases(draw):
         w = w.to(draw(st.sampled_from([d for d in FLOATS + WRONG_DTYPES if d != dtype])))
         names = ("weight",)
     elif fault == "bias":
-        bias = draw(st.sampled_from([torch.zeros(fout + 1, dtype=dtype), torch.zeros(fout, 1, dtype=dtype),
-                                     torch.zeros(fout, dtype=torch.int64)]))
+        bias = draw(
+            st.sampled_from(
+                [
+                    torch.zeros(fout + 1, dtype=dtype),
+                    torch.zeros(fout, 1, dtype=dtype),
+                    torch.zeros(fout, dtype=torch.int64),
+                ]
+            )
+        )
         names = ("bias",)
     elif fault == "num_sets":
         num_sets = _bad_num_sets(draw, batch)
@@ -180,8 +229,9 @@ def _linear_expected(x, w, wg, bias, num_sets, activation, slope):
 @FUZZ
 @given(case=linear_cases())
 # leaky_relu with slope 0 is relu: -inf gives 0, not -inf * 0 = NaN.
-@example(case=(torch.tensor([[float("-inf")], [1.0]]), torch.ones(2, 1), torch.zeros(2, 1), None, 2, "leaky_relu", 0.0,
-               None))
+@example(
+    case=(torch.tensor([[float("-inf")], [1.0]]), torch.ones(2, 1), torch.zeros(2, 1), None, 2, "leaky_relu", 0.0, None)
+)
 def test_fuzz_equivariant_linear_op(emulated, case):
     x, w, wg, bias, num_sets, activation, slope, names = case
     args = (x, w, wg, bias, num_sets, activation, slope)
@@ -190,8 +240,9 @@ def test_fuzz_equivariant_linear_op(emulated, case):
             for op in (torch.ops.batchgan, emulated):
                 expect_error(lambda: op.equivariant_linear(*args), names)
             return
-        cpu, emu = run_both(lambda: torch.ops.batchgan.equivariant_linear(*args),
-                            lambda: emulated.equivariant_linear(*args))
+        cpu, emu = run_both(
+            lambda: torch.ops.batchgan.equivariant_linear(*args), lambda: emulated.equivariant_linear(*args)
+        )
         expected = _linear_expected(*args)
         assert cpu.dtype == x.dtype
         assert_matches(cpu, expected, x.dtype, PRODUCT_TOLERANCES, msg="cpu")
@@ -200,12 +251,17 @@ def test_fuzz_equivariant_linear_op(emulated, case):
 
 @st.composite
 def layer_wrapper_faults(draw):
-    return draw(st.sampled_from([
-        None, None,
-        ("num_sets", draw(wrong_int())),
-        ("activation", draw(st.sampled_from([None, 1, b"relu"]))),
-        ("negative_slope", draw(st.sampled_from(NON_REALS))),
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                None,
+                None,
+                ("num_sets", draw(wrong_int())),
+                ("activation", draw(st.sampled_from([None, 1, b"relu"]))),
+                ("negative_slope", draw(st.sampled_from(NON_REALS))),
+            ]
+        )
+    )
 
 
 @FUZZ
@@ -227,15 +283,21 @@ def test_fuzz_equivariant_linear_function(case, wrong):
 @st.composite
 def layer_module_args(draw):
     """Constructor arguments of the equivariant modules, valid or with one wrong."""
-    kw = dict(set_size=None, num_sets=None, activation=draw(st.sampled_from(ACTIVATIONS)),
-              negative_slope=draw(st.sampled_from([0.0, 0.2])), bias=draw(st.booleans()))
+    kw = dict(
+        set_size=None,
+        num_sets=None,
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        negative_slope=draw(st.sampled_from([0.0, 0.2])),
+        bias=draw(st.booleans()),
+    )
     kind = draw(st.sampled_from(["sets", "size", "none"]))
     if kind == "sets":
         kw["num_sets"] = draw(st.integers(1, 4))
     elif kind == "size":
         kw["set_size"] = draw(st.integers(1, 4))
-    fault = draw(st.sampled_from([None, None, None, "set_size", "num_sets", "both", "activation", "negative_slope",
-                                  "bias"]))
+    fault = draw(
+        st.sampled_from([None, None, None, "set_size", "num_sets", "both", "activation", "negative_slope", "bias"])
+    )
     names = None
     if fault in ("set_size", "num_sets"):
         kw[fault] = draw(st.sampled_from([v for v in NON_INTS if v is not None] + [0, -3]))
@@ -266,8 +328,14 @@ def _module_sets(kw, batch):
 
 
 @FUZZ
-@given(args=layer_module_args(), batch=st.integers(1, 8), fin=st.integers(0, 4), fout=st.integers(0, 4),
-       dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**31 - 1))
+@given(
+    args=layer_module_args(),
+    batch=st.integers(1, 8),
+    fin=st.integers(0, 4),
+    fout=st.integers(0, 4),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_fuzz_equivariant_linear_module(args, batch, fin, fout, dtype, seed):
     kw, names = args
     with time_bound("EquivariantLinear"):
@@ -283,17 +351,41 @@ def test_fuzz_equivariant_linear_module(args, batch, fin, fout, dtype, seed):
         if g is None:
             expect_error(lambda: layer(x), ("set_size", "num_sets"))
             return
-        expected = _linear_expected(x, layer.weight.detach(), layer.weight_gamma.detach(),
-                                    None if layer.bias is None else layer.bias.detach(), g, kw["activation"],
-                                    kw["negative_slope"])
+        expected = _linear_expected(
+            x,
+            layer.weight.detach(),
+            layer.weight_gamma.detach(),
+            None if layer.bias is None else layer.bias.detach(),
+            g,
+            kw["activation"],
+            kw["negative_slope"],
+        )
         assert_matches(layer(x).detach(), expected, dtype, PRODUCT_TOLERANCES)
 
 
 # --------------------------------------------------------------------------------------------
 # equivariant_conv2d
 
-CONV_FAULTS = [None, None, None, None, "x_dtype", "x_shape", "x_empty", "x_small", "weight", "weight_gamma", "bias",
-               "stride", "padding", "dilation", "groups", "num_sets", "activation", "negative_slope"]
+CONV_FAULTS = [
+    None,
+    None,
+    None,
+    None,
+    "x_dtype",
+    "x_shape",
+    "x_empty",
+    "x_small",
+    "weight",
+    "weight_gamma",
+    "bias",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "num_sets",
+    "activation",
+    "negative_slope",
+]
 
 
 def _conv_out(size, k, s, p, d):
@@ -341,8 +433,14 @@ def conv_cases(draw):
         x = torch.zeros(batch, cin, draw(st.integers(1, 2)), w + 2, dtype=dtype)
         names = ("x", "weight")
     elif fault == "weight":
-        wl = draw(st.sampled_from([torch.zeros(cout, cin // groups + 1, kh, kw, dtype=dtype),
-                                   torch.zeros(cout, cin // groups, kh, dtype=dtype)]))
+        wl = draw(
+            st.sampled_from(
+                [
+                    torch.zeros(cout, cin // groups + 1, kh, kw, dtype=dtype),
+                    torch.zeros(cout, cin // groups, kh, dtype=dtype),
+                ]
+            )
+        )
         names = ("weight",)
     elif fault == "weight_gamma":
         wg = torch.zeros(cout, cin // groups, kh + 1, kw, dtype=dtype)
@@ -378,8 +476,16 @@ def conv_cases(draw):
 
 def _conv_expected(x, wl, wg, bias, stride, padding, dilation, groups, num_sets, activation, slope):
     d = [t.double() if t is not None else None for t in (x, wl, wg, bias)]
-    return equivariant_conv2d_reference(*d, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                                        num_sets=num_sets, activation=activation, negative_slope=slope)
+    return equivariant_conv2d_reference(
+        *d,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        num_sets=num_sets,
+        activation=activation,
+        negative_slope=slope,
+    )
 
 
 @FUZZ
@@ -391,8 +497,9 @@ def test_fuzz_equivariant_conv2d_op(emulated, case):
             for op in (torch.ops.batchgan, emulated):
                 expect_error(lambda: op.equivariant_conv2d(*args), names)
             return
-        cpu, emu = run_both(lambda: torch.ops.batchgan.equivariant_conv2d(*args),
-                            lambda: emulated.equivariant_conv2d(*args))
+        cpu, emu = run_both(
+            lambda: torch.ops.batchgan.equivariant_conv2d(*args), lambda: emulated.equivariant_conv2d(*args)
+        )
         expected = _conv_expected(*args)
         x = args[0]
         assert cpu.dtype == x.dtype
@@ -401,14 +508,24 @@ def test_fuzz_equivariant_conv2d_op(emulated, case):
 
 
 @FUZZ
-@given(case=conv_cases(), wrong=layer_wrapper_faults(),
-       pair_fault=st.sampled_from([None, None, None, "stride", "padding", "dilation", "groups"]),
-       pair_value=st.sampled_from([2.5, "1", (1, 2, 3), (1.0, 1), None, True, 2**70]))
+@given(
+    case=conv_cases(),
+    wrong=layer_wrapper_faults(),
+    pair_fault=st.sampled_from([None, None, None, "stride", "padding", "dilation", "groups"]),
+    pair_value=st.sampled_from([2.5, "1", (1, 2, 3), (1.0, 1), None, True, 2**70]),
+)
 def test_fuzz_equivariant_conv2d_function(case, wrong, pair_fault, pair_value):
     x, wl, wg, bias, stride, padding, dilation, groups, num_sets, activation, slope, names = case
     with time_bound("equivariant_conv2d_function"):
-        kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, num_sets=num_sets,
-                      activation=activation, negative_slope=slope)
+        kwargs = dict(
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            num_sets=num_sets,
+            activation=activation,
+            negative_slope=slope,
+        )
         if wrong is not None:
             kwargs[wrong[0]] = wrong[1]
             names = (wrong[0],) + (names or ())
@@ -424,9 +541,15 @@ def test_fuzz_equivariant_conv2d_function(case, wrong, pair_fault, pair_value):
 
 
 @FUZZ
-@given(args=layer_module_args(), batch=st.integers(1, 6), cin=st.integers(1, 3), cout=st.integers(1, 3),
-       kernel=st.one_of(st.integers(1, 3), st.sampled_from([0, -1, 2.5, (1, 2), (0, 1), "3", None])),
-       seed=st.integers(0, 2**31 - 1), channels_last=st.booleans())
+@given(
+    args=layer_module_args(),
+    batch=st.integers(1, 6),
+    cin=st.integers(1, 3),
+    cout=st.integers(1, 3),
+    kernel=st.one_of(st.integers(1, 3), st.sampled_from([0, -1, 2.5, (1, 2), (0, 1), "3", None])),
+    seed=st.integers(0, 2**31 - 1),
+    channels_last=st.booleans(),
+)
 def test_fuzz_equivariant_conv2d_module(args, batch, cin, cout, kernel, seed, channels_last):
     kw, names = args
     with time_bound("EquivariantConv2d"):
@@ -445,7 +568,16 @@ def test_fuzz_equivariant_conv2d_module(args, batch, cin, cout, kernel, seed, ch
         if g is None:
             expect_error(lambda: layer(x), ("set_size", "num_sets"))
             return
-        expected = _conv_expected(x, layer.weight.detach(), layer.weight_gamma.detach(),
-                                  None if layer.bias is None else layer.bias.detach(), layer.stride, layer.padding,
-                                  layer.dilation, g, kw["activation"], kw["negative_slope"])
+        expected = _conv_expected(
+            x,
+            layer.weight.detach(),
+            layer.weight_gamma.detach(),
+            None if layer.bias is None else layer.bias.detach(),
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            g,
+            kw["activation"],
+            kw["negative_slope"],
+        )
         assert_matches(layer(x).detach(), expected, torch.float64, PRODUCT_TOLERANCES)

@@ -11,6 +11,7 @@ import batchgan_ext as bg
 from batchgan_ext._reference.equivariant import equivariant_linear_reference, set_mean_reference
 from batchgan_ext._reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
 from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
+
 from fuzz_common import COUNTER, FUZZ, time_bound, values
 
 TOL = dict(rtol=1e-7, atol=1e-9)
@@ -30,8 +31,11 @@ def _x(draw, shape):
 @st.composite
 def gradient_cases(draw):
     """(name, inputs, op(*inputs), reference(*inputs))."""
-    op = draw(st.sampled_from(["mix", "bernoulli_kl_loss", "set_mean", "equivariant_linear", "pairwise_l1_features",
-                               "minibatch_stddev"]))
+    op = draw(
+        st.sampled_from(
+            ["mix", "bernoulli_kl_loss", "set_mean", "equivariant_linear", "pairwise_l1_features", "minibatch_stddev"]
+        )
+    )
     num_sets = draw(st.integers(1, 3))
     n = num_sets * draw(st.integers(1, 4))
     if op == "mix":
@@ -43,11 +47,13 @@ def gradient_cases(draw):
         def ref(r, f):
             out = mix_reference(r, f, beta, comp)
             return torch.cat(out) if comp else out
+
         return op, (real, fake), lambda r, f: torch.ops.batchgan.mix(r, f, beta, comp), ref
     if op == "bernoulli_kl_loss":
         logits = _x(draw, (n,))
-        target = torch.rand(num_sets, dtype=torch.float64, generator=torch.Generator().manual_seed(draw(
-            st.integers(0, 2**31 - 1))))
+        target = torch.rand(
+            num_sets, dtype=torch.float64, generator=torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+        )
         target = target.requires_grad_(draw(st.booleans()))
         mode = draw(st.sampled_from(["bgan", "mbgan"]))
         reduction = draw(st.sampled_from(["none", "mean", "sum"]))
@@ -55,6 +61,7 @@ def gradient_cases(draw):
 
         def call(fn):
             return lambda *a: fn(a[0], a[1] if len(a) > 1 else target, mode, num_sets, reduction)
+
         return op, inputs, call(bg.bernoulli_kl_loss), call(bernoulli_kl_loss_reference)
     if op == "set_mean":
         x = _x(draw, (n,) + tuple(draw(st.lists(st.integers(1, 3), max_size=2))))
@@ -63,8 +70,12 @@ def gradient_cases(draw):
         fin, fout = draw(st.integers(1, 5)), draw(st.integers(1, 4))
         x, w, wg, b = _x(draw, (n, fin)), _x(draw, (fout, fin)), _x(draw, (fout, fin)), _x(draw, (fout,))
         act = draw(st.sampled_from(["identity", "relu", "leaky_relu"]))
-        return (op, (x, w, wg, b), lambda *a: bg.equivariant_linear(*a, num_sets, act, 0.2),
-                lambda *a: equivariant_linear_reference(*a, num_sets=num_sets, activation=act, negative_slope=0.2))
+        return (
+            op,
+            (x, w, wg, b),
+            lambda *a: bg.equivariant_linear(*a, num_sets, act, 0.2),
+            lambda *a: equivariant_linear_reference(*a, num_sets=num_sets, activation=act, negative_slope=0.2),
+        )
     if op == "pairwise_l1_features":
         b, c = draw(st.sampled_from([1, 2, 9])), draw(st.integers(1, 4))
         M = _x(draw, (n, b, c))
@@ -72,8 +83,12 @@ def gradient_cases(draw):
         split = None
         if draw(st.booleans()):
             split = torch.tensor(draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
-        return (op, (M,), lambda M: bg.pairwise_l1_features(M, num_sets, exclude_self, mean, split),
-                lambda M: pairwise_l1_features_reference(M, num_sets, exclude_self, mean, split))
+        return (
+            op,
+            (M,),
+            lambda M: bg.pairwise_l1_features(M, num_sets, exclude_self, mean, split),
+            lambda M: pairwise_l1_features_reference(M, num_sets, exclude_self, mean, split),
+        )
     group = draw(st.sampled_from([g for g in range(1, n + 1) if n % g == 0]))
     f = draw(st.integers(1, 2))
     x = _x(draw, (n, f * draw(st.integers(1, 2))) + tuple(draw(st.lists(st.integers(1, 3), max_size=2))))

@@ -8,8 +8,24 @@ from hypothesis import strategies as st
 
 import batchgan_ext as bg
 from batchgan_ext._reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
-from fuzz_common import (COUNTER, FLOATS, FUZZ, HUGE_INTS, LAYOUTS, NON_BOOLS, NON_INTS, TOLERANCES, WRONG_DTYPES,
-                         assert_matches, expect_error, run_both, time_bound, values, wrong_int)
+
+from fuzz_common import (
+    COUNTER,
+    FLOATS,
+    FUZZ,
+    HUGE_INTS,
+    LAYOUTS,
+    NON_BOOLS,
+    NON_INTS,
+    TOLERANCES,
+    WRONG_DTYPES,
+    assert_matches,
+    expect_error,
+    run_both,
+    time_bound,
+    values,
+    wrong_int,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,8 +37,20 @@ def _flush_counts():
 # --------------------------------------------------------------------------------------------
 # pairwise_l1_features
 
-PAIRWISE_FAULTS = [None, None, None, None, "M_dtype", "M_shape", "M_empty", "num_sets", "split_dtype",
-                   "split_shape", "split_values", "num_populations"]
+PAIRWISE_FAULTS = [
+    None,
+    None,
+    None,
+    None,
+    "M_dtype",
+    "M_shape",
+    "M_empty",
+    "num_sets",
+    "split_dtype",
+    "split_shape",
+    "split_values",
+    "num_populations",
+]
 
 # Sum of up to n terms of at most 1 in float16/bfloat16: a few ulps of n.
 PAIRWISE_TOLERANCES = dict(TOLERANCES)
@@ -58,8 +86,9 @@ def pairwise_cases(draw):
         M = torch.zeros(0, b, c, dtype=dtype)
         names = ("M",)
     elif fault == "num_sets":
-        num_sets = draw(st.sampled_from([0, -1, -n, n + 1] + HUGE_INTS
-                                        + ([k for k in range(2, n) if n % k] or [n + 2])))
+        num_sets = draw(
+            st.sampled_from([0, -1, -n, n + 1] + HUGE_INTS + ([k for k in range(2, n) if n % k] or [n + 2]))
+        )
         names = ("num_sets",)
     elif fault == "split_dtype":
         split = torch.zeros(n, dtype=draw(st.sampled_from([torch.float32, torch.float64, torch.complex64])))
@@ -99,8 +128,17 @@ def _with_inf(n, b, c, exclude_self, where=(0, 0, 0), value=float("inf")):
 @example(case=_with_inf(3, 9, 2, True, (1, 4, 1)))
 @example(case=_with_inf(3, 9, 2, False, (2, 0, 0), -float("inf")))
 @example(case=_with_inf(1, 1, 1, True, value=float("nan")))
-@example(case=(torch.tensor([[[float("inf")]], [[0.0]], [[1.0]], [[float("-inf")]]]), 2, True, True,
-               torch.tensor([0, 1, 1, 0]), 2, None))
+@example(
+    case=(
+        torch.tensor([[[float("inf")]], [[0.0]], [[1.0]], [[float("-inf")]]]),
+        2,
+        True,
+        True,
+        torch.tensor([0, 1, 1, 0]),
+        2,
+        None,
+    )
+)
 def test_fuzz_pairwise_l1_features_op(emulated, case):
     *args, names = case
     with time_bound("pairwise_l1_features"):
@@ -108,25 +146,34 @@ def test_fuzz_pairwise_l1_features_op(emulated, case):
             for op in (torch.ops.batchgan, emulated):
                 expect_error(lambda: op.pairwise_l1_features(*args), names)
             return
-        cpu, emu = run_both(lambda: torch.ops.batchgan.pairwise_l1_features(*args),
-                            lambda: emulated.pairwise_l1_features(*args))
+        cpu, emu = run_both(
+            lambda: torch.ops.batchgan.pairwise_l1_features(*args), lambda: emulated.pairwise_l1_features(*args)
+        )
         M, num_sets, exclude_self, mean, split, populations = args
-        expected = pairwise_l1_features_reference(M.double(), num_sets, exclude_self, mean, split,
-                                                  populations if split is not None else None)
+        expected = pairwise_l1_features_reference(
+            M.double(), num_sets, exclude_self, mean, split, populations if split is not None else None
+        )
         assert cpu.dtype == M.dtype
         assert_matches(cpu, expected, M.dtype, PAIRWISE_TOLERANCES, msg="cpu")
         assert_matches(emu, expected, M.dtype, PAIRWISE_TOLERANCES, msg="emulated")
 
 
 @FUZZ
-@given(case=pairwise_cases(), wrong=st.sampled_from([None, None, "num_sets", "exclude_self", "mean",
-                                                      "num_populations"]),
-       data=st.data())
+@given(
+    case=pairwise_cases(),
+    wrong=st.sampled_from([None, None, "num_sets", "exclude_self", "mean", "num_populations"]),
+    data=st.data(),
+)
 def test_fuzz_pairwise_l1_features_function(case, wrong, data):
     M, num_sets, exclude_self, mean, split, populations, names = case
     with time_bound("pairwise_l1_features_function"):
-        kwargs = dict(num_sets=num_sets, exclude_self=exclude_self, mean=mean, split=split,
-                      num_populations=populations if split is not None or populations != 1 else None)
+        kwargs = dict(
+            num_sets=num_sets,
+            exclude_self=exclude_self,
+            mean=mean,
+            split=split,
+            num_populations=populations if split is not None or populations != 1 else None,
+        )
         if wrong in ("num_sets", "num_populations"):
             kwargs[wrong] = data.draw(st.sampled_from([v for v in NON_INTS if v is not None]))
             names = (wrong,) + (names or ())
@@ -143,12 +190,33 @@ def test_fuzz_pairwise_l1_features_function(case, wrong, data):
 
 @st.composite
 def discrimination_args(draw):
-    kw = dict(in_features=draw(st.integers(1, 4)), out_features=draw(st.integers(1, 3)),
-              kernel_dims=draw(st.integers(1, 4)), mean=draw(st.booleans()), exclude_self=draw(st.booleans()),
-              num_sets=draw(st.integers(1, 3)), bias=draw(st.booleans()),
-              num_populations=draw(st.sampled_from([None, 1, 2, 3])))
-    fault = draw(st.sampled_from([None, None, None, "in_features", "out_features", "kernel_dims", "mean",
-                                  "exclude_self", "num_sets", "bias", "num_populations"]))
+    kw = dict(
+        in_features=draw(st.integers(1, 4)),
+        out_features=draw(st.integers(1, 3)),
+        kernel_dims=draw(st.integers(1, 4)),
+        mean=draw(st.booleans()),
+        exclude_self=draw(st.booleans()),
+        num_sets=draw(st.integers(1, 3)),
+        bias=draw(st.booleans()),
+        num_populations=draw(st.sampled_from([None, 1, 2, 3])),
+    )
+    fault = draw(
+        st.sampled_from(
+            [
+                None,
+                None,
+                None,
+                "in_features",
+                "out_features",
+                "kernel_dims",
+                "mean",
+                "exclude_self",
+                "num_sets",
+                "bias",
+                "num_populations",
+            ]
+        )
+    )
     names = None
     if fault in ("in_features", "out_features", "kernel_dims", "num_sets", "num_populations"):
         bad = [v for v in NON_INTS if v is not None] + [0, -2]
@@ -178,10 +246,10 @@ def test_fuzz_minibatch_discrimination_module(args, batch, seed):
             expect_error(lambda: module(x, split), ("num_sets",))
             return
         out = module(x, split).detach()
-        M = (x @ module.T.detach().reshape(kw["in_features"], -1)).reshape(batch, kw["out_features"],
-                                                                           kw["kernel_dims"])
-        o = pairwise_l1_features_reference(M, kw["num_sets"], kw["exclude_self"], kw["mean"], split,
-                                           kw["num_populations"]).flatten(1)
+        M = (x @ module.T.detach().reshape(kw["in_features"], -1)).reshape(batch, kw["out_features"], kw["kernel_dims"])
+        o = pairwise_l1_features_reference(
+            M, kw["num_sets"], kw["exclude_self"], kw["mean"], split, kw["num_populations"]
+        ).flatten(1)
         if module.bias is not None:
             o = o + module.bias.detach()
         assert_matches(out, torch.cat([x, o], 1), torch.float64)
@@ -190,8 +258,18 @@ def test_fuzz_minibatch_discrimination_module(args, batch, seed):
 # --------------------------------------------------------------------------------------------
 # minibatch_stddev
 
-STDDEV_FAULTS = [None, None, None, "x_dtype", "x_shape", "x_empty", "group_size", "group_size_split",
-                 "num_channels", "num_channels_split"]
+STDDEV_FAULTS = [
+    None,
+    None,
+    None,
+    "x_dtype",
+    "x_shape",
+    "x_empty",
+    "group_size",
+    "group_size_split",
+    "num_channels",
+    "num_channels_split",
+]
 
 
 @st.composite
@@ -243,8 +321,10 @@ def test_fuzz_minibatch_stddev_op(emulated, case):
             for op in (torch.ops.batchgan, emulated):
                 expect_error(lambda: op.minibatch_stddev(x, group_size, num_channels), names)
             return
-        cpu, emu = run_both(lambda: torch.ops.batchgan.minibatch_stddev(x, group_size, num_channels),
-                            lambda: emulated.minibatch_stddev(x, group_size, num_channels))
+        cpu, emu = run_both(
+            lambda: torch.ops.batchgan.minibatch_stddev(x, group_size, num_channels),
+            lambda: emulated.minibatch_stddev(x, group_size, num_channels),
+        )
         expected = minibatch_stddev_reference(x.double(), group_size, num_channels)
         assert cpu.dtype == x.dtype
         assert_matches(cpu, expected, x.dtype, msg="cpu")
@@ -252,8 +332,9 @@ def test_fuzz_minibatch_stddev_op(emulated, case):
 
 
 @FUZZ
-@given(case=stddev_cases(), group_size=st.one_of(st.none(), wrong_int()),
-       num_channels=st.one_of(st.none(), wrong_int()))
+@given(
+    case=stddev_cases(), group_size=st.one_of(st.none(), wrong_int()), num_channels=st.one_of(st.none(), wrong_int())
+)
 def test_fuzz_minibatch_stddev_function_and_module(case, group_size, num_channels):
     x, g, f, names = case
     with time_bound("minibatch_stddev_function"):

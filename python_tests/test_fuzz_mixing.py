@@ -8,8 +8,23 @@ from hypothesis import strategies as st
 
 import batchgan_ext as bg
 from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
-from fuzz_common import (COUNTER, FLOATS, FUZZ, LAYOUTS, NON_BOOLS, NON_REALS, WRONG_DTYPES, assert_matches,
-                         expect_error, int_arg, run_both, time_bound, values, wrong_int)
+
+from fuzz_common import (
+    COUNTER,
+    FLOATS,
+    FUZZ,
+    LAYOUTS,
+    NON_BOOLS,
+    NON_REALS,
+    WRONG_DTYPES,
+    assert_matches,
+    expect_error,
+    int_arg,
+    run_both,
+    time_bound,
+    values,
+    wrong_int,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,8 +40,18 @@ def _ops(emulated):
 # --------------------------------------------------------------------------------------------
 # mix
 
-MIX_FAULTS = [None, None, None, "real_dtype", "real_0d", "fake_dtype", "fake_shape", "beta_shape", "beta_values",
-              "beta_dtype"]
+MIX_FAULTS = [
+    None,
+    None,
+    None,
+    "real_dtype",
+    "real_0d",
+    "fake_dtype",
+    "fake_shape",
+    "beta_shape",
+    "beta_values",
+    "beta_dtype",
+]
 
 
 @st.composite
@@ -65,8 +90,11 @@ def mix_cases(draw):
         fake = torch.zeros((batch + 1,) + sample, dtype=dtype)
         names = ("fake",)
     elif fault == "beta_shape":
-        beta = draw(st.sampled_from([torch.ones(batch + 1, dtype=torch.bool), torch.ones(batch, 1, dtype=torch.bool),
-                                     torch.tensor(True)]))
+        beta = draw(
+            st.sampled_from(
+                [torch.ones(batch + 1, dtype=torch.bool), torch.ones(batch, 1, dtype=torch.bool), torch.tensor(True)]
+            )
+        )
         names = ("beta",)
     elif fault == "beta_values":
         if batch == 0:
@@ -93,8 +121,9 @@ def test_fuzz_mix_op(emulated, case):
             for op in (cpu_op, emu_op):
                 expect_error(lambda: op.mix(real, fake, beta, complement), names)
             return
-        cpu, emu = run_both(lambda: cpu_op.mix(real, fake, beta, complement),
-                            lambda: emu_op.mix(real, fake, beta, complement))
+        cpu, emu = run_both(
+            lambda: cpu_op.mix(real, fake, beta, complement), lambda: emu_op.mix(real, fake, beta, complement)
+        )
         expected = mix_reference(real, fake, beta, complement)
         if complement:
             expected = torch.cat(expected)
@@ -126,8 +155,11 @@ def test_fuzz_mix_function_and_module(case, complement):
 
 @st.composite
 def mixed_batch_args(draw):
-    gamma = draw(st.one_of(st.floats(0, 0.5), st.sampled_from([-0.1, 0.6, float("nan"), float("inf")]),
-                           st.sampled_from(NON_REALS)))
+    gamma = draw(
+        st.one_of(
+            st.floats(0, 0.5), st.sampled_from([-0.1, 0.6, float("nan"), float("inf")]), st.sampled_from(NON_REALS)
+        )
+    )
     num_sets = draw(st.one_of(int_arg(st.integers(1, 4)), wrong_int()))
     complement = draw(st.one_of(st.booleans(), st.booleans(), st.sampled_from(NON_BOOLS)))
     batch = draw(st.integers(1, 8))
@@ -178,8 +210,20 @@ def test_fuzz_mixed_batch_module_and_sample_mixing(args, seed):
 # --------------------------------------------------------------------------------------------
 # bernoulli_kl_loss, batch_generator_loss
 
-KL_FAULTS = [None, None, None, "logits_dtype", "logits_shape", "logits_empty", "num_sets", "target_shape",
-             "target_values", "target_dtype", "mode", "reduction"]
+KL_FAULTS = [
+    None,
+    None,
+    None,
+    "logits_dtype",
+    "logits_shape",
+    "logits_empty",
+    "num_sets",
+    "target_shape",
+    "target_values",
+    "target_dtype",
+    "mode",
+    "reduction",
+]
 
 
 @st.composite
@@ -205,15 +249,26 @@ def kl_cases(draw):
         logits = logits.to(draw(st.sampled_from(WRONG_DTYPES)))
         names = ("logits",)
     elif fault == "logits_shape":
-        logits = draw(st.sampled_from([torch.zeros(batch, 2, dtype=dtype), torch.zeros((), dtype=dtype),
-                                       torch.zeros(batch, 1, 1, dtype=dtype)]))
+        logits = draw(
+            st.sampled_from(
+                [
+                    torch.zeros(batch, 2, dtype=dtype),
+                    torch.zeros((), dtype=dtype),
+                    torch.zeros(batch, 1, 1, dtype=dtype),
+                ]
+            )
+        )
         names = ("logits",)
     elif fault == "logits_empty":
         logits = torch.zeros(0, dtype=dtype)
         names = ("logits",)
     elif fault == "num_sets":
-        num_sets = draw(st.sampled_from([0, -1, -num_sets, batch + 1, 2**31, 2**40, 2**62, 2**63 - 1]
-                                        + ([k for k in range(2, batch) if batch % k] or [batch + 3])))
+        num_sets = draw(
+            st.sampled_from(
+                [0, -1, -num_sets, batch + 1, 2**31, 2**40, 2**62, 2**63 - 1]
+                + ([k for k in range(2, batch) if batch % k] or [batch + 3])
+            )
+        )
         names = ("num_sets",)
     elif fault == "target_shape":
         target = draw(st.sampled_from([torch.rand(num_sets + 1), torch.rand(num_sets, 2), torch.rand(0)]))
@@ -255,8 +310,10 @@ def test_fuzz_bernoulli_kl_loss_op(emulated, case):
             for op in (cpu_op, emu_op):
                 expect_error(lambda: op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction), names)
             return
-        cpu, emu = run_both(lambda: cpu_op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction),
-                            lambda: emu_op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction))
+        cpu, emu = run_both(
+            lambda: cpu_op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction),
+            lambda: emu_op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction),
+        )
         expected = _kl_expected(logits, target, mode, num_sets, reduction)
         assert cpu.dtype == logits.dtype
         assert_matches(cpu, expected, logits.dtype, msg="cpu")
@@ -264,8 +321,7 @@ def test_fuzz_bernoulli_kl_loss_op(emulated, case):
 
 
 @FUZZ
-@given(case=kl_cases(), wrong=st.sampled_from([None, None, "num_sets", "target", "mode", "reduction"]),
-       data=st.data())
+@given(case=kl_cases(), wrong=st.sampled_from([None, None, "num_sets", "target", "mode", "reduction"]), data=st.data())
 def test_fuzz_bernoulli_kl_loss_function_and_module(case, wrong, data):
     logits, target, mode, num_sets, reduction, names = case
     with time_bound("bernoulli_kl_loss_function"):
@@ -287,8 +343,13 @@ def test_fuzz_bernoulli_kl_loss_function_and_module(case, wrong, data):
             names = ("reduction",) + (names or ())
         if names is not None:
             expect_error(lambda: bg.bernoulli_kl_loss(logits, target, mode, num_sets, reduction), names)
-            if isinstance(mode, str) and mode in ("bgan", "mbgan") and isinstance(reduction, str) and \
-                    reduction in ("none", "mean", "sum") and "target" not in names:
+            if (
+                isinstance(mode, str)
+                and mode in ("bgan", "mbgan")
+                and isinstance(reduction, str)
+                and reduction in ("none", "mean", "sum")
+                and "target" not in names
+            ):
                 expect_error(lambda: bg.BernoulliKLLoss(mode, num_sets, reduction)(logits, target), names)
             if "target" not in names:
                 expect_error(lambda: bg.batch_generator_loss(logits, mode, num_sets, reduction), names)
@@ -306,9 +367,11 @@ def test_fuzz_bernoulli_kl_loss_function_and_module(case, wrong, data):
 
 
 @FUZZ
-@given(mode=st.one_of(st.sampled_from(["bgan", "mbgan"]), st.sampled_from(["x", None, 3])),
-       num_sets=st.one_of(st.integers(1, 4), wrong_int(), st.sampled_from([0, -2])),
-       reduction=st.one_of(st.sampled_from(["none", "mean", "sum"]), st.sampled_from(["x", None, 3])))
+@given(
+    mode=st.one_of(st.sampled_from(["bgan", "mbgan"]), st.sampled_from(["x", None, 3])),
+    num_sets=st.one_of(st.integers(1, 4), wrong_int(), st.sampled_from([0, -2])),
+    reduction=st.one_of(st.sampled_from(["none", "mean", "sum"]), st.sampled_from(["x", None, 3])),
+)
 def test_fuzz_bernoulli_kl_module_arguments(mode, num_sets, reduction):
     with time_bound("BernoulliKLLoss"):
         if mode not in ("bgan", "mbgan"):

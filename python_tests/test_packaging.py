@@ -66,8 +66,9 @@ def _run(code, block=()):
     prelude = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in block)
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(batchgan_ext.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_parent, os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", prelude + code], cwd="/", env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + code], cwd="/", env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -168,4 +169,3 @@ def test_console_script_points_at_the_cli():
 
     module, _, function = _pyproject()["project"]["scripts"]["batchgan-train"].partition(":")
     assert getattr(importlib.import_module(module), function) is batchgan_ext.train.cli.main
-

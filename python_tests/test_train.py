@@ -204,9 +204,29 @@ def test_bad_config(kwargs, message):
 def test_cli_smoke(tmp_path, capsys):
     out = os.path.join(tmp_path, "run")
     code = cli_main(
-        ["--dataset", "ring8", "--method", "standard,mbgan", "--steps", "3", "--hidden", "16", "--layers", "2",
-         "--batch-size", "16", "--set-size", "4", "--eval-samples", "100", "--out", out, "--no-progress",
-         "--checkpoint-every", "2"]
+        [
+            "--dataset",
+            "ring8",
+            "--method",
+            "standard,mbgan",
+            "--steps",
+            "3",
+            "--hidden",
+            "16",
+            "--layers",
+            "2",
+            "--batch-size",
+            "16",
+            "--set-size",
+            "4",
+            "--eval-samples",
+            "100",
+            "--out",
+            out,
+            "--no-progress",
+            "--checkpoint-every",
+            "2",
+        ]
     )
     assert code == 0
     for name in ("metrics.json", "samples.png", "losses.png", "standard.pt", "mbgan.pt"):
@@ -218,9 +238,33 @@ def test_cli_smoke(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "modes covered" in printed and "mbgan" in printed
     # Resuming a finished run trains no further and reproduces its metrics.
-    assert cli_main(["--dataset", "ring8", "--method", "mbgan", "--steps", "3", "--hidden", "16", "--layers", "2",
-                     "--batch-size", "16", "--set-size", "4", "--eval-samples", "100", "--out", out, "--no-progress",
-                     "--resume"]) == 0
+    assert (
+        cli_main(
+            [
+                "--dataset",
+                "ring8",
+                "--method",
+                "mbgan",
+                "--steps",
+                "3",
+                "--hidden",
+                "16",
+                "--layers",
+                "2",
+                "--batch-size",
+                "16",
+                "--set-size",
+                "4",
+                "--eval-samples",
+                "100",
+                "--out",
+                out,
+                "--no-progress",
+                "--resume",
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(out, "metrics.json")) as f:
         assert json.load(f)["mbgan"]["modes_covered"] == metrics["mbgan"]["modes_covered"]
 

@@ -36,8 +36,19 @@ def _expanded_mean(x, num_sets):
     return set_mean_reference(x, num_sets).repeat_interleave(x.shape[0] // num_sets, dim=0)
 
 
-def equivariant_conv2d_reference(x, weight, weight_gamma, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                                 num_sets=1, activation="identity", negative_slope=0.01):
+def equivariant_conv2d_reference(
+    x,
+    weight,
+    weight_gamma,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    num_sets=1,
+    activation="identity",
+    negative_slope=0.01,
+):
     """Eq. 12 literally: act(bias + x_b * Lambda + rho(x) * Gamma), rho expanded to every sample."""
     z = F.conv2d(x, weight, bias, stride, padding, dilation, groups) + F.conv2d(
         _expanded_mean(x, num_sets), weight_gamma, None, stride, padding, dilation, groups
@@ -45,14 +56,26 @@ def equivariant_conv2d_reference(x, weight, weight_gamma, bias=None, stride=1, p
     return activation_reference(z, activation, negative_slope)
 
 
-def equivariant_linear_reference(x, weight, weight_gamma, bias=None, num_sets=1, activation="identity",
-                                 negative_slope=0.01):
+def equivariant_linear_reference(
+    x, weight, weight_gamma, bias=None, num_sets=1, activation="identity", negative_slope=0.01
+):
     z = F.linear(x, weight, bias) + F.linear(_expanded_mean(x, num_sets), weight_gamma)
     return activation_reference(z, activation, negative_slope)
 
 
-def equivariant_conv2d_naive(x, weight, weight_gamma, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                             num_sets=1, activation="identity", negative_slope=0.01):
+def equivariant_conv2d_naive(
+    x,
+    weight,
+    weight_gamma,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    num_sets=1,
+    activation="identity",
+    negative_slope=0.01,
+):
     """The careful unfused form: mean per set, Gamma conv on G images only, broadcast add,
     activation (separate ATen ops)."""
     n = x.shape[0]
@@ -63,8 +86,9 @@ def equivariant_conv2d_naive(x, weight, weight_gamma, bias=None, stride=1, paddi
     return activation_reference(z, activation, negative_slope)
 
 
-def equivariant_linear_naive(x, weight, weight_gamma, bias=None, num_sets=1, activation="identity",
-                             negative_slope=0.01):
+def equivariant_linear_naive(
+    x, weight, weight_gamma, bias=None, num_sets=1, activation="identity", negative_slope=0.01
+):
     n = x.shape[0]
     mean = x.reshape(num_sets, n // num_sets, x.shape[1]).mean(dim=1)
     main = F.linear(x, weight, bias)

@@ -25,19 +25,19 @@ def bernoulli_kl_loss_reference(logits, target, mode="bgan", num_sets=1, reducti
     u = target.reshape(-1).double()
     per_set = logits.reshape(num_sets, n // num_sets)
     if mode == "bgan":
-        l = per_set.mean(dim=1)
+        logit = per_set.mean(dim=1)
         uu = u
     else:
-        l = per_set
+        logit = per_set
         uu = u[:, None].expand_as(per_set)
-    # u log(u/v) + (1-u) log((1-u)/(1-v)), with 0 log 0 = 0; log v = -softplus(-l). A term of
-    # weight 0 is selected out, not multiplied by 0, so l = +-inf gives the limit, not 0 * inf.
-    zero = torch.zeros((), dtype=l.dtype)
+    # u log(u/v) + (1-u) log((1-u)/(1-v)), with 0 log 0 = 0; log v = -softplus(-logit). A term of
+    # weight 0 is selected out, not multiplied by 0, so logit = +-inf gives the limit, not 0 * inf.
+    zero = torch.zeros((), dtype=logit.dtype)
     kl = (
         torch.xlogy(uu, uu)
-        + torch.where(uu > 0, uu * torch.nn.functional.softplus(-l), zero)
+        + torch.where(uu > 0, uu * torch.nn.functional.softplus(-logit), zero)
         + torch.xlogy(1 - uu, 1 - uu)
-        + torch.where(uu < 1, (1 - uu) * torch.nn.functional.softplus(l), zero)
+        + torch.where(uu < 1, (1 - uu) * torch.nn.functional.softplus(logit), zero)
     )
     if reduction == "none":
         return kl.reshape(-1).to(out_dtype)

@@ -1,7 +1,6 @@
 """nn.Module wrappers of the permutation-equivariant layers (BGAN paper, section 4)."""
 
 import math
-from typing import Optional
 
 import torch
 from torch import nn
@@ -27,9 +26,7 @@ class _SetCount:
     def _num_sets_for(self, batch: int) -> int:
         if self.set_size is not None:
             if batch % self.set_size != 0:
-                raise ValueError(
-                    f"set_size: the batch of {batch} samples does not split into sets of {self.set_size}"
-                )
+                raise ValueError(f"set_size: the batch of {batch} samples does not split into sets of {self.set_size}")
             return max(batch // self.set_size, 1)  # an empty batch is reported by the op
         return self.num_sets if self.num_sets is not None else 1
 
@@ -51,7 +48,7 @@ def _check_activation(activation, negative_slope):
 
 
 class _EquivariantLayer(nn.Module, _SetCount):
-    def _init_weights(self, set_size: Optional[int]):
+    def _init_weights(self, set_size: int | None):
         """nn.Conv2d / nn.Linear's init for Lambda, Gamma and bias, then the reweighting of
         section 4.3: Lambda~ = S/(S+1) Lambda, Gamma~ = 1/(S+1) Gamma, so that at the start rho(x)
         weighs like one more sample of the set. S is ``set_size`` when given; with ``num_sets`` or
@@ -68,7 +65,7 @@ class _EquivariantLayer(nn.Module, _SetCount):
             self.weight.mul_(s / (s + 1))
             self.weight_gamma.mul_(1 / (s + 1))
 
-    def reset_parameters(self, set_size: Optional[int] = None) -> None:
+    def reset_parameters(self, set_size: int | None = None) -> None:
         self._init_weights(set_size if set_size is not None else self.set_size)
 
 
@@ -83,8 +80,24 @@ class EquivariantConv2d(_EquivariantLayer):
     and ``bias`` (C_out,). Works under spectral_norm applied to weight and weight_gamma.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 *, set_size=None, num_sets=None, activation="identity", negative_slope=0.01, device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        *,
+        set_size=None,
+        num_sets=None,
+        activation="identity",
+        negative_slope=0.01,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self._init_sets(set_size, num_sets)
         negative_slope = _check_activation(activation, negative_slope)
@@ -93,8 +106,10 @@ class EquivariantConv2d(_EquivariantLayer):
         self.out_channels = check_int(out_channels, "out_channels")
         groups = check_int(groups, "groups")
         if in_channels % groups != 0 or out_channels % groups != 0:
-            raise ValueError(f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
-                             f"divisible by groups ({groups})")
+            raise ValueError(
+                f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+                f"divisible by groups ({groups})"
+            )
         bias = check_bool(bias, "bias")
         self.kernel_size = pair(kernel_size, "kernel_size")
         if min(self.kernel_size) < 1:
@@ -112,17 +127,29 @@ class EquivariantConv2d(_EquivariantLayer):
         self.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return equivariant_conv2d(x, self.weight, self.weight_gamma, self.bias, self.stride, self.padding,
-                                  self.dilation, self.groups, self._num_sets_for(x.shape[0]), self.activation,
-                                  self.negative_slope)
+        return equivariant_conv2d(
+            x,
+            self.weight,
+            self.weight_gamma,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self._num_sets_for(x.shape[0]),
+            self.activation,
+            self.negative_slope,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}"
-                + (f", groups={self.groups}" if self.groups != 1 else "")
-                + f", bias={self.bias is not None}, "
-                f"{self._sets_repr()}, activation={self.activation!r}"
-                + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""))
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}"
+            + (f", groups={self.groups}" if self.groups != 1 else "")
+            + f", bias={self.bias is not None}, "
+            f"{self._sets_repr()}, activation={self.activation!r}"
+            + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else "")
+        )
 
 
 class EquivariantLinear(_EquivariantLayer):
@@ -130,8 +157,19 @@ class EquivariantLinear(_EquivariantLayer):
     nn.Linear's constructor plus ``set_size``/``num_sets``/``activation`` as in
     :class:`EquivariantConv2d`."""
 
-    def __init__(self, in_features, out_features, bias=True, *, set_size=None, num_sets=None,
-                 activation="identity", negative_slope=0.01, device=None, dtype=None):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        bias=True,
+        *,
+        set_size=None,
+        num_sets=None,
+        activation="identity",
+        negative_slope=0.01,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self._init_sets(set_size, num_sets)
         negative_slope = _check_activation(activation, negative_slope)
@@ -147,20 +185,29 @@ class EquivariantLinear(_EquivariantLayer):
         self.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return equivariant_linear(x, self.weight, self.weight_gamma, self.bias, self._num_sets_for(x.shape[0]),
-                                  self.activation, self.negative_slope)
+        return equivariant_linear(
+            x,
+            self.weight,
+            self.weight_gamma,
+            self.bias,
+            self._num_sets_for(x.shape[0]),
+            self.activation,
+            self.negative_slope,
+        )
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
-                f"{self._sets_repr()}, activation={self.activation!r}"
-                + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""))
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+            f"{self._sets_repr()}, activation={self.activation!r}"
+            + (f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else "")
+        )
 
 
 class SetMean(nn.Module, _SetCount):
     """The invariant reduction of eq. 10: mean over each set, (N, ...) -> (G, ...), with sets
     given by ``set_size`` or ``num_sets`` as in :class:`EquivariantConv2d`."""
 
-    def __init__(self, set_size: Optional[int] = None, num_sets: Optional[int] = None):
+    def __init__(self, set_size: int | None = None, num_sets: int | None = None):
         super().__init__()
         self._init_sets(set_size, num_sets)
 

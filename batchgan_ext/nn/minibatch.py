@@ -1,7 +1,5 @@
 """nn.Module wrappers of the batch-level discriminator features."""
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -40,7 +38,7 @@ class MinibatchDiscrimination(nn.Module):
         exclude_self: bool = True,
         num_sets: int = 1,
         bias: bool = False,
-        num_populations: Optional[int] = None,
+        num_populations: int | None = None,
     ):
         super().__init__()
         self.in_features = check_int(in_features, "in_features")
@@ -65,7 +63,7 @@ class MinibatchDiscrimination(nn.Module):
     def output_features(self) -> int:
         return self.in_features + self.out_features * (self.num_populations or 1)
 
-    def forward(self, x: torch.Tensor, split: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, split: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x: expected shape (N, {self.in_features}), got {tuple(x.shape)}")
         if (split is None) != (self.num_populations is None):

@@ -1,7 +1,5 @@
 """nn.Module wrappers of the mixed-batch ops."""
 
-from typing import Optional, Tuple
-
 import torch
 from torch import nn
 
@@ -37,11 +35,9 @@ class MixedBatch(nn.Module):
         return self.num_sets * (2 if self.complement else 1)
 
     def forward(
-        self, real: torch.Tensor, fake: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        beta, target = sample_mixing(
-            real.shape[0], self.num_sets, self.gamma, generator=generator, device=real.device
-        )
+        self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        beta, target = sample_mixing(real.shape[0], self.num_sets, self.gamma, generator=generator, device=real.device)
         target = target.to(real.dtype)
         if not self.complement:
             return mix(real, fake, beta), target, beta

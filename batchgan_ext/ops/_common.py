@@ -4,10 +4,9 @@ The checks are about Python types only (an int where an int is expected, a bool 
 no silent coercion such as ``int(2.5)`` or ``bool("no")``. Values are checked by the ops' C++ host
 code, which is also reached through ``torch.ops.batchgan``."""
 
-import numbers
 import json
 import numbers
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 
@@ -20,14 +19,14 @@ MAX_POPULATIONS = json.loads(torch.ops.batchgan._build_info())["max_populations"
 # The ops' integer arguments are int64 in their schemas.
 INT64_MAX = 2**63 - 1
 
-IntOrPair = Union[int, Sequence[int]]
+IntOrPair = int | Sequence[int]
 
 
 def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def check_int(value, name: str, minimum: Optional[int] = 1) -> int:
+def check_int(value, name: str, minimum: int | None = 1) -> int:
     """``value`` as an int in [minimum, 2**63 - 1]; bools, floats, strings are rejected.
     ``minimum=None``: any int64 (the op checks the range, e.g. a set count against the batch)."""
     if not _is_int(value):
@@ -43,7 +42,7 @@ def check_int(value, name: str, minimum: Optional[int] = 1) -> int:
     return value
 
 
-def check_optional_int(value, name: str, minimum: Optional[int] = 1):
+def check_optional_int(value, name: str, minimum: int | None = 1):
     return None if value is None else check_int(value, name, minimum)
 
 
@@ -67,7 +66,7 @@ def check_str(value, name: str) -> str:
     return value
 
 
-def pair(v: IntOrPair, name: str) -> Tuple[int, int]:
+def pair(v: IntOrPair, name: str) -> tuple[int, int]:
     if _is_int(v):
         v = (v, v)
     try:

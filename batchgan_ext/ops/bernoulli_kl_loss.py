@@ -3,18 +3,16 @@ of each set (BGAN paper, eq. 3-5, 13, 14), and the generator loss built on the s
 
 Kernels in csrc/ops/bernoulli_kl_loss (autograd in C++); fake kernel in ``_meta_registrations``."""
 
-from typing import Union
-
 import torch
 
 from ._common import check_int, check_real, check_str
 
-__all__ = ['bernoulli_kl_loss', 'batch_generator_loss']
+__all__ = ["bernoulli_kl_loss", "batch_generator_loss"]
 
 
 def bernoulli_kl_loss(
     logits: torch.Tensor,
-    target: Union[torch.Tensor, float],
+    target: torch.Tensor | float,
     mode: str = "bgan",
     num_sets: int = 1,
     reduction: str = "mean",

@@ -1,20 +1,18 @@
 """``torch.ops.batchgan.equivariant_conv2d``: the permutation-equivariant convolution (BGAN paper,
 section 4, eq. 12). Kernels in csrc/ops/equivariant (shared with equivariant_linear and set_mean)."""
 
-from typing import Optional
-
 import torch
 
 from ._common import IntOrPair, check_int, check_real, check_str, pair
 
-__all__ = ['equivariant_conv2d']
+__all__ = ["equivariant_conv2d"]
 
 
 def equivariant_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
     weight_gamma: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     stride: IntOrPair = 1,
     padding: IntOrPair = 0,
     dilation: IntOrPair = 1,
@@ -33,7 +31,15 @@ def equivariant_conv2d(
     (``negative_slope`` >= 0). float32/float64/float16/bfloat16; channels_last stays channels_last.
     """
     return torch.ops.batchgan.equivariant_conv2d(
-        x, weight, weight_gamma, bias, pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation"),
-        check_int(groups, "groups", minimum=None), check_int(num_sets, "num_sets", minimum=None),
-        check_str(activation, "activation"), check_real(negative_slope, "negative_slope"),
+        x,
+        weight,
+        weight_gamma,
+        bias,
+        pair(stride, "stride"),
+        pair(padding, "padding"),
+        pair(dilation, "dilation"),
+        check_int(groups, "groups", minimum=None),
+        check_int(num_sets, "num_sets", minimum=None),
+        check_str(activation, "activation"),
+        check_real(negative_slope, "negative_slope"),
     )

@@ -1,20 +1,18 @@
 """``torch.ops.batchgan.equivariant_linear``: the permutation-equivariant linear layer (BGAN paper,
 section 4, eq. 12). Kernels in csrc/ops/equivariant."""
 
-from typing import Optional
-
 import torch
 
 from ._common import check_int, check_real, check_str
 
-__all__ = ['equivariant_linear']
+__all__ = ["equivariant_linear"]
 
 
 def equivariant_linear(
     x: torch.Tensor,
     weight: torch.Tensor,
     weight_gamma: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     num_sets: int = 1,
     activation: str = "identity",
     negative_slope: float = 0.01,
@@ -23,6 +21,11 @@ def equivariant_linear(
     ``y_b = act(bias + x_b weight^T + (mean of b's set) weight_gamma^T)``; weights
     (out_features, in_features). ``num_sets``, ``activation`` as in :func:`equivariant_conv2d`."""
     return torch.ops.batchgan.equivariant_linear(
-        x, weight, weight_gamma, bias, check_int(num_sets, "num_sets", minimum=None),
-        check_str(activation, "activation"), check_real(negative_slope, "negative_slope"),
+        x,
+        weight,
+        weight_gamma,
+        bias,
+        check_int(num_sets, "num_sets", minimum=None),
+        check_str(activation, "activation"),
+        check_real(negative_slope, "negative_slope"),
     )

@@ -5,7 +5,7 @@ import torch
 
 from ._common import check_int
 
-__all__ = ['minibatch_stddev']
+__all__ = ["minibatch_stddev"]
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_channels: int = 1) -> torch.Tensor:
@@ -20,5 +20,6 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_channels: int = 1
     every sample of the group and every position. N must be a multiple of G (a clear error,
     not a reshape failure), C a multiple of num_channels.
     """
-    return torch.ops.batchgan.minibatch_stddev(x, check_int(group_size, "group_size", minimum=None),
-                                               check_int(num_channels, "num_channels", minimum=None))
+    return torch.ops.batchgan.minibatch_stddev(
+        x, check_int(group_size, "group_size", minimum=None), check_int(num_channels, "num_channels", minimum=None)
+    )

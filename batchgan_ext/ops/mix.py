@@ -2,18 +2,16 @@
 
 Kernels in csrc/ops/mix (autograd in C++); fake kernel in ``_meta_registrations``."""
 
-from typing import Tuple, Union
-
 import torch
 
 from ._common import check_bool
 
-__all__ = ['mix']
+__all__ = ["mix"]
 
 
 def mix(
     real: torch.Tensor, fake: torch.Tensor, beta: torch.Tensor, complement: bool = False
-) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The mixed batch ``m_b = real_b if beta_b else fake_b`` (BGAN paper, eq. 2).
 
     A gather of whole samples, never the arithmetic ``real * beta + fake * (1 - beta)``: it

@@ -1,13 +1,11 @@
 """``torch.ops.batchgan.pairwise_l1_features``: minibatch discrimination (Salimans et al. 2016,
 section 3.2). Kernels in csrc/ops/pairwise_l1_features (autograd in C++)."""
 
-from typing import Optional
-
 import torch
 
 from ._common import check_bool, check_int, check_optional_int
 
-__all__ = ['pairwise_l1_features']
+__all__ = ["pairwise_l1_features"]
 
 
 def pairwise_l1_features(
@@ -15,8 +13,8 @@ def pairwise_l1_features(
     num_sets: int = 1,
     exclude_self: bool = True,
     mean: bool = False,
-    split: Optional[torch.Tensor] = None,
-    num_populations: Optional[int] = None,
+    split: torch.Tensor | None = None,
+    num_populations: int | None = None,
 ) -> torch.Tensor:
     """Minibatch-discrimination features ``o[i, b] = sum_j exp(-||M[i,b] - M[j,b]||_1)``
     (Salimans et al. 2016, section 3.2: ``c_b(x_i, x_j)`` and ``o(x_i)_b``), fused: O(N^2 B C)

@@ -1,12 +1,10 @@
 """Batch smoothing-gamma: the mixing vector of a mixed batch (BGAN paper, section 3.1)."""
 
-from typing import Optional, Tuple, Union
-
 import torch
 
 from ._common import check_int, check_real
 
-__all__ = ['sample_mixing']
+__all__ = ["sample_mixing"]
 
 
 def sample_mixing(
@@ -14,9 +12,9 @@ def sample_mixing(
     num_sets: int = 1,
     gamma: float = 0.5,
     *,
-    generator: Optional[torch.Generator] = None,
-    device: Optional[Union[str, torch.device]] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples the mixing vector of batch smoothing-gamma (BGAN paper, section 3.1).
 
     The batch is ``num_sets`` sets of ``batch_size // num_sets`` samples. For each set a ratio

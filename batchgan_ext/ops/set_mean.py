@@ -5,7 +5,7 @@ import torch
 
 from ._common import check_int
 
-__all__ = ['set_mean']
+__all__ = ["set_mean"]
 
 
 def set_mean(x: torch.Tensor, num_sets: int = 1) -> torch.Tensor:

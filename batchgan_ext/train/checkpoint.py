@@ -12,7 +12,7 @@ A crash or SIGKILL during a save leaves the previous checkpoint intact (and at m
 import os
 import pickle
 import secrets
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -29,7 +29,7 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def save_checkpoint(state: Dict[str, Any], path: str) -> None:
+def save_checkpoint(state: dict[str, Any], path: str) -> None:
     """Writes `state` to `path` atomically: `path` holds either the previous file or the complete new one."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -51,7 +51,7 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
     _fsync_directory(directory)
 
 
-def load_checkpoint(path: str) -> Dict[str, Any]:
+def load_checkpoint(path: str) -> dict[str, Any]:
     """Reads a checkpoint with ``weights_only=True``; a file holding any other object is refused unopened."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Dict, List, Optional
 
 import torch
 
@@ -32,18 +31,18 @@ __all__ = ["main", "run_methods", "format_table"]
 
 def run_methods(
     base: TrainConfig,
-    methods: List[str],
+    methods: list[str],
     out_dir: str,
     progress: bool = True,
     checkpoint_every: int = 0,
     resume: bool = False,
-) -> Dict[str, Dict]:
+) -> dict[str, dict]:
     # The plots come after training: check their dependency (and the progress bar's) before it starts.
     require_plotting()
     if progress:
         require("tqdm", "the progress bar (--no-progress runs without it)")
     os.makedirs(out_dir, exist_ok=True)
-    results: Dict[str, Dict] = {}
+    results: dict[str, dict] = {}
     samples, histories = {}, {}
     for method in methods:
         config = dataclasses.replace(base, method=method)
@@ -74,18 +73,26 @@ def run_methods(
     return results
 
 
-def _fmt_kl(kl: Optional[float]) -> str:
+def _fmt_kl(kl: float | None) -> str:
     return "-" if kl is None else f"{kl:.3f}"
 
 
-def format_table(rows: List[Dict]) -> str:
+def format_table(rows: list[dict]) -> str:
     header = ["dataset", "method", "modes covered", "% high quality", "KL to uniform", "wall time"]
-    lines = [[r["dataset"], r["method"], f"{r['modes_covered']}/{r['num_modes']}",
-              f"{100 * r['high_quality_fraction']:.1f}", _fmt_kl(r["kl_to_uniform"]), f"{r['wall_seconds']:.0f} s"]
-             for r in rows]
-    widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(header)]
+    lines = [
+        [
+            r["dataset"],
+            r["method"],
+            f"{r['modes_covered']}/{r['num_modes']}",
+            f"{100 * r['high_quality_fraction']:.1f}",
+            _fmt_kl(r["kl_to_uniform"]),
+            f"{r['wall_seconds']:.0f} s",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(l, widths)) for l in lines]
+    out += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in lines]
     return "\n".join(out)
 
 
@@ -98,30 +105,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="budget and network size (default: demo)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    for name in ("steps", "n_disc", "batch_size", "set_size", "hidden", "layers", "eval_samples",
-                 "minibatch_features", "minibatch_kernel_dims"):
+    for name in (
+        "steps",
+        "n_disc",
+        "batch_size",
+        "set_size",
+        "hidden",
+        "layers",
+        "eval_samples",
+        "minibatch_features",
+        "minibatch_kernel_dims",
+    ):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help="overrides the preset")
     p.add_argument("--gamma", type=float, default=None, help="batch smoothing gamma (default 0.5)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save <out>/<method>.pt every N generator steps")
     p.add_argument("--resume", action="store_true", help="continue from <out>/<method>.pt where present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: these small networks run fastest single-threaded)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: these small networks run fastest single-threaded)",
+    )
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = dict(PRESETS[args.preset])
     values.update(dataset=args.dataset, seed=args.seed)
-    for name in ("steps", "n_disc", "batch_size", "set_size", "hidden", "layers", "eval_samples",
-                 "minibatch_features", "minibatch_kernel_dims", "gamma", "lr"):
+    for name in (
+        "steps",
+        "n_disc",
+        "batch_size",
+        "set_size",
+        "hidden",
+        "layers",
+        "eval_samples",
+        "minibatch_features",
+        "minibatch_kernel_dims",
+        "gamma",
+        "lr",
+    ):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     return TrainConfig(**values)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]

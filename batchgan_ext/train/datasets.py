@@ -5,7 +5,6 @@ conventions of VEEGAN and PacGAN:
 """
 
 import math
-from typing import Optional
 
 import torch
 
@@ -28,7 +27,7 @@ class MixtureOfGaussians2D:
     def num_modes(self) -> int:
         return self.means.shape[0]
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """n samples (n, 2): a uniformly chosen mode plus std * N(0, I)."""
         idx = torch.randint(self.num_modes, (n,), generator=generator)
         noise = torch.randn(n, 2, generator=generator)

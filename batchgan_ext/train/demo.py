@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from typing import List, Optional
 
 import torch
 
@@ -19,9 +18,12 @@ from .networks import METHODS
 from .trainer import PRESETS, TrainConfig
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m batchgan_ext.train.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m batchgan_ext.train.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     p.add_argument("--seed", type=int, default=0)
@@ -38,10 +40,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = TrainConfig(dataset=dataset, seed=args.seed, **PRESETS[args.preset])
         if args.steps:
             config = dataclasses.replace(config, steps=args.steps)
-        print(f"\n== {dataset}: preset {args.preset}, {config.steps} generator steps, n_disc={config.n_disc}, "
-              f"batch {config.batch_size}, sets of {config.set_size}, {config.hidden}-unit MLPs", flush=True)
-        results = run_methods(config, args.methods.split(","), os.path.join(args.out, dataset),
-                              progress=not args.no_progress)
+        print(
+            f"\n== {dataset}: preset {args.preset}, {config.steps} generator steps, n_disc={config.n_disc}, "
+            f"batch {config.batch_size}, sets of {config.set_size}, {config.hidden}-unit MLPs",
+            flush=True,
+        )
+        results = run_methods(
+            config, args.methods.split(","), os.path.join(args.out, dataset), progress=not args.no_progress
+        )
         rows += [dict(dataset=dataset, method=m, **r) for m, r in results.items()]
     print(f"\n## 2D mode-dropping demo (preset {args.preset}, seed {args.seed})")
     print(format_table(rows))

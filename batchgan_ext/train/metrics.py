@@ -8,14 +8,13 @@ equal share, log K when all samples sit on one mode; None when there is no high-
 """
 
 import math
-from typing import Dict, Optional
 
 import torch
 
 __all__ = ["mode_metrics"]
 
 
-def mode_metrics(samples: torch.Tensor, means: torch.Tensor, std: float, threshold: float = 3.0) -> Dict:
+def mode_metrics(samples: torch.Tensor, means: torch.Tensor, std: float, threshold: float = 3.0) -> dict:
     if samples.dim() != 2 or samples.shape[1] != means.shape[1]:
         raise ValueError(f"samples: expected shape (n, {means.shape[1]}), got {tuple(samples.shape)}")
     if samples.shape[0] == 0:
@@ -27,7 +26,7 @@ def mode_metrics(samples: torch.Tensor, means: torch.Tensor, std: float, thresho
     high_quality = nearest_distance <= threshold * std
     counts = torch.bincount(nearest[high_quality], minlength=means.shape[0])
     num_hq = int(high_quality.sum())
-    kl: Optional[float] = None
+    kl: float | None = None
     if num_hq > 0:
         q = counts.to(torch.float64) / num_hq
         q = q[q > 0]

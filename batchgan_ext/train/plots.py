@@ -1,7 +1,7 @@
 """PNG figures of a run or a comparison: generated samples over the mode centres, one panel per
 method (like the BGAN paper's Fig. 3), and the loss curves."""
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -21,7 +21,7 @@ def _pyplot():
     return require("matplotlib.pyplot", "plotting")
 
 
-def plot_samples(path: str, panels: Dict[str, torch.Tensor], means: torch.Tensor, title: str = "") -> None:
+def plot_samples(path: str, panels: dict[str, torch.Tensor], means: torch.Tensor, title: str = "") -> None:
     plt = _pyplot()
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
@@ -43,7 +43,7 @@ def plot_samples(path: str, panels: Dict[str, torch.Tensor], means: torch.Tensor
     plt.close(fig)
 
 
-def plot_losses(path: str, histories: Dict[str, Dict[str, Sequence[float]]], title: str = "") -> None:
+def plot_losses(path: str, histories: dict[str, dict[str, Sequence[float]]], title: str = "") -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, h in histories.items():

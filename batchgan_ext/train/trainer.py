@@ -17,7 +17,6 @@ reproduces the uninterrupted run on the CPU.
 
 import dataclasses
 import time
-from typing import Dict, List, Optional
 
 import torch
 
@@ -56,8 +55,18 @@ class TrainConfig:
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
         make_dataset(self.dataset)
-        for name in ("steps", "n_disc", "batch_size", "set_size", "hidden", "layers", "latent_dim", "eval_samples",
-                     "minibatch_features", "minibatch_kernel_dims"):
+        for name in (
+            "steps",
+            "n_disc",
+            "batch_size",
+            "set_size",
+            "hidden",
+            "layers",
+            "latent_dim",
+            "eval_samples",
+            "minibatch_features",
+            "minibatch_kernel_dims",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
@@ -74,17 +83,36 @@ class TrainConfig:
 # beta1 0.5; at this short budget Adam's defaults left every method at 6-10 of 25 grid modes);
 # `paper` is the paper's 2D setup (section 5.1: 512-unit networks, n_disc=5, Adam defaults,
 # 20,000 generator steps: about an hour per method on such a machine).
-PRESETS: Dict[str, Dict] = {
+PRESETS: dict[str, dict] = {
     "demo": dict(
-        steps=2000, n_disc=2, batch_size=128, set_size=32, hidden=128, layers=3, minibatch_features=32,
-        minibatch_kernel_dims=8, lr=2e-4, beta1=0.5,
+        steps=2000,
+        n_disc=2,
+        batch_size=128,
+        set_size=32,
+        hidden=128,
+        layers=3,
+        minibatch_features=32,
+        minibatch_kernel_dims=8,
+        lr=2e-4,
+        beta1=0.5,
     ),
     "paper": dict(steps=20000, n_disc=5, batch_size=128, set_size=32, hidden=512, layers=3),
 }
 
 
-CHECKPOINT_KEYS = ("config", "step", "generator", "discriminator", "opt_g", "opt_d", "rng_data", "rng_noise",
-                   "rng_mix", "history", "train_seconds")
+CHECKPOINT_KEYS = (
+    "config",
+    "step",
+    "generator",
+    "discriminator",
+    "opt_g",
+    "opt_d",
+    "rng_data",
+    "rng_noise",
+    "rng_mix",
+    "history",
+    "train_seconds",
+)
 
 
 class _NoProgress:
@@ -101,7 +129,7 @@ class _NoProgress:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, device: Optional[torch.device] = None):
+    def __init__(self, config: TrainConfig, device: torch.device | None = None):
         config.validate()
         self.config = config
         self.device = torch.device(device or "cpu")
@@ -127,7 +155,7 @@ class Trainer:
         self.rng_noise = torch.Generator().manual_seed(config.seed * 4 + 2)
         self.rng_mix = torch.Generator().manual_seed(config.seed * 4 + 3)
         self.step = 0
-        self.history: Dict[str, List[float]] = {"step": [], "loss_d": [], "loss_g": []}
+        self.history: dict[str, list[float]] = {"step": [], "loss_d": [], "loss_g": []}
         self.train_seconds = 0.0
 
     # ---------------------------------------------------------------------------------------
@@ -163,7 +191,7 @@ class Trainer:
         logits = self._logits(fake)
         return batch_generator_loss(logits, "mbgan", num_sets=logits.shape[0])
 
-    def train_step(self) -> Dict[str, float]:
+    def train_step(self) -> dict[str, float]:
         """n_disc discriminator steps, then one generator step."""
         cfg = self.config
         for _ in range(cfg.n_disc):
@@ -193,11 +221,11 @@ class Trainer:
 
     def train(
         self,
-        steps: Optional[int] = None,
+        steps: int | None = None,
         progress: bool = True,
-        checkpoint_path: Optional[str] = None,
+        checkpoint_path: str | None = None,
         checkpoint_every: int = 0,
-        description: Optional[str] = None,
+        description: str | None = None,
     ) -> None:
         """Trains until `steps` generator steps in total (default: config.steps)."""
         total = self.config.steps if steps is None else steps
@@ -234,11 +262,11 @@ class Trainer:
         noise = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
         return self.generator(noise.to(self.device)).cpu()
 
-    def evaluate(self, n: Optional[int] = None) -> Dict:
+    def evaluate(self, n: int | None = None) -> dict:
         samples = self.sample(n or self.config.eval_samples)
         return mode_metrics(samples, self.dataset.means, self.dataset.std)
 
-    def state_dict(self) -> Dict:
+    def state_dict(self) -> dict:
         """Tensors, plain containers and numbers only, so that checkpoints load with weights_only=True."""
         return {
             "config": dataclasses.asdict(self.config),
@@ -254,7 +282,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
         }
 
-    def load_state_dict(self, state: Dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         missing = sorted(set(CHECKPOINT_KEYS) - set(state))
         if missing:
             raise ValueError(f"checkpoint: not a batchgan_ext.train checkpoint (missing {', '.join(missing)})")
@@ -276,7 +304,7 @@ class Trainer:
         save_checkpoint(self.state_dict(), path)
 
     @classmethod
-    def from_checkpoint(cls, path: str, device: Optional[torch.device] = None) -> "Trainer":
+    def from_checkpoint(cls, path: str, device: torch.device | None = None) -> "Trainer":
         state = load_checkpoint(path)
         if not isinstance(state.get("config"), dict):
             raise ValueError(f"checkpoint: {path} is not a batchgan_ext.train checkpoint (no config dict)")

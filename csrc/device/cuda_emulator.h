@@ -77,8 +77,8 @@ constexpr size_t kFiberStackBytes = size_t(256) << 10;
 class FiberStack {
  public:
   FiberStack() {
-    void* p = mmap(nullptr, kFiberStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void* p =
+        mmap(nullptr, kFiberStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::runtime_error("batchgan CUDA emulator: cannot allocate a fiber stack");
     base_ = p;
   }
@@ -142,7 +142,7 @@ inline void init_context(FiberContext& ctx, void* stack, size_t size, void (*ent
   auto top = reinterpret_cast<uintptr_t>(stack) + size;
   top &= ~uintptr_t(15);
   uint64_t* sp = reinterpret_cast<uint64_t*>(top);
-  *--sp = 0;                                    // entry's return address: never returns
+  *--sp = 0;                                  // entry's return address: never returns
   *--sp = reinterpret_cast<uint64_t>(entry);  // popped by ret
   for (int r = 0; r < 6; ++r) *--sp = 0;      // rbp, rbx, r12-r15
   *--sp = 0x1f80;                             // MXCSR: default (all exceptions masked)
@@ -217,8 +217,9 @@ class BlockState {
   }
 
   // __syncthreads() of the current fiber.
-  void sync_block(int tid, BarrierSite site) { wait_at(tid, block_barrier_, FiberState::kAtBlockBarrier, site,
-                                                       "__syncthreads()"); }
+  void sync_block(int tid, BarrierSite site) {
+    wait_at(tid, block_barrier_, FiberState::kAtBlockBarrier, site, "__syncthreads()");
+  }
 
   // A barrier of the warp of thread `tid` (used by the warp reductions).
   void sync_warp(int tid, BarrierSite site) {
@@ -411,13 +412,12 @@ void launch(const LaunchConfig& cfg, Kernel kernel, Args... args) {
   const dim3 block(cfg.block[0], cfg.block[1], cfg.block[2]);
   const uint64_t num_threads = uint64_t(block.x) * block.y * block.z;
   const uint64_t num_blocks = uint64_t(grid.x) * grid.y * grid.z;
-  if (num_threads == 0 || num_threads > 1024 || num_blocks == 0 || grid.y > 65535 || grid.z > 65535 ||
-      block.z > 64) {
+  if (num_threads == 0 || num_threads > 1024 || num_blocks == 0 || grid.y > 65535 || grid.z > 65535 || block.z > 64) {
     // What cudaLaunchKernel reports as cudaErrorInvalidConfiguration.
-    throw std::runtime_error("batchgan CUDA emulator: invalid launch configuration (grid " +
-                             std::to_string(grid.x) + "x" + std::to_string(grid.y) + "x" + std::to_string(grid.z) +
-                             ", block " + std::to_string(block.x) + "x" + std::to_string(block.y) + "x" +
-                             std::to_string(block.z) + ")");
+    throw std::runtime_error("batchgan CUDA emulator: invalid launch configuration (grid " + std::to_string(grid.x) +
+                             "x" + std::to_string(grid.y) + "x" + std::to_string(grid.z) + ", block " +
+                             std::to_string(block.x) + "x" + std::to_string(block.y) + "x" + std::to_string(block.z) +
+                             ")");
   }
   std::vector<FiberStack*>& all = fiber_stacks(num_threads);
   BlockState state(static_cast<int>(num_threads), std::vector<FiberStack*>(all.begin(), all.begin() + num_threads),

@@ -1,5 +1,4 @@
-"""Batch-level discriminator features: pairwise_l1_features / MinibatchDiscrimination
-(Salimans et al. 2016, section 3.2) and minibatch_stddev / MinibatchStdDev (Karras et al. 2018)."""
+"""pairwise_l1_features and MinibatchDiscrimination (Salimans et al. 2016, section 3.2)."""
 
 import itertools
 
@@ -7,8 +6,9 @@ import pytest
 import torch
 
 import batchgan_ext as bg
-from batchgan_ext._reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
-from conftest import FLOAT_DTYPES, TOLERANCES
+from batchgan_ext._reference.minibatch import pairwise_l1_features_reference
+
+from conftest import FLOAT_DTYPES
 
 # Low-precision inputs: M is rounded to the dtype, then features are sums of up to N terms
 # computed in float32 and rounded once.
@@ -24,9 +24,6 @@ def _m(n, b, c, dtype=torch.float64, scale=0.3):
     # Small spread so that exp(-distance) is far from 0 and every pair matters.
     return (scale * torch.randn(n, b, c, dtype=torch.float64)).to(dtype)
 
-
-# --------------------------------------------------------------------------------------------
-# pairwise_l1_features: values
 
 SHAPES = [
     # (N, B, C, num_sets): N = 1, odd sizes, sets of 1, sizes around the CPU/CUDA tiles (32, 128).
@@ -92,8 +89,12 @@ def test_pairwise_dtypes(dtype, n, b, c, num_sets):
     (bg.pairwise_l1_features(Mg, num_sets, mean=True).double() * w).sum().backward()
     Mr = M.detach().double().requires_grad_()
     (pairwise_l1_features_reference(Mr, num_sets, mean=True) * w).sum().backward()
-    grad_tol = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-4, atol=1e-4),
-                torch.float16: dict(rtol=5e-3, atol=5e-3), torch.bfloat16: dict(rtol=3e-2, atol=3e-2)}[dtype]
+    grad_tol = {
+        torch.float64: dict(rtol=1e-10, atol=1e-12),
+        torch.float32: dict(rtol=1e-4, atol=1e-4),
+        torch.float16: dict(rtol=5e-3, atol=5e-3),
+        torch.bfloat16: dict(rtol=3e-2, atol=3e-2),
+    }[dtype]
     torch.testing.assert_close(Mg.grad.double(), Mr.grad, **grad_tol)
 
 
@@ -101,7 +102,7 @@ def test_pairwise_exact_values_and_far_points():
     # Two samples at L1 distance 1.5 in kernel 0 and identical in kernel 1.
     M = torch.tensor([[[0.0, 1.0], [2.0, 2.0]], [[0.5, 0.0], [2.0, 2.0]]], dtype=torch.float64)
     out = bg.pairwise_l1_features(M)
-    torch.testing.assert_close(out, torch.tensor([[torch.e ** -1.5, 1.0]] * 2, dtype=torch.float64))
+    torch.testing.assert_close(out, torch.tensor([[torch.e**-1.5, 1.0]] * 2, dtype=torch.float64))
     incl = bg.pairwise_l1_features(M, exclude_self=False, mean=True)
     torch.testing.assert_close(incl, (1 + out) / 2)
     # Far apart samples: features underflow to exactly 0 in every dtype, never NaN.
@@ -140,7 +141,7 @@ def test_pairwise_permutation_equivariance():
     torch.testing.assert_close(Mb.grad, Ma.grad[perm], rtol=1e-5, atol=1e-6)
 
 
-def test_pairwise_groups_are_independent():
+def test_pairwise_sets_are_independent():
     M = _m(12, 3, 2)
     out = bg.pairwise_l1_features(M, num_sets=3)
     for g in range(3):
@@ -152,10 +153,6 @@ def test_pairwise_non_contiguous_input():
     M = base.transpose(1, 2)[:, ::2]  # (9, 3, 8) with strides
     assert not M.is_contiguous()
     torch.testing.assert_close(bg.pairwise_l1_features(M), pairwise_l1_features_reference(M))
-
-
-# --------------------------------------------------------------------------------------------
-# pairwise_l1_features: gradients and registration
 
 
 # num_sets * B >= 8 takes the CPU kernel's symmetric path (each pair computed once), below it the
@@ -231,7 +228,9 @@ def test_pairwise_double_backward_raises(with_split):
     M = _m(6, 3, 2).requires_grad_()
     split = torch.tensor([0, 1] * 3) if with_split else None
     out = bg.pairwise_l1_features(M, split=split)
-    with pytest.raises(RuntimeError, match=r"pairwise_l1_features: double backward \(create_graph=True\) is not supported"):
+    with pytest.raises(
+        RuntimeError, match=r"pairwise_l1_features: double backward \(create_graph=True\) is not supported"
+    ):
         torch.autograd.grad(out.sum(), M, create_graph=True)
     (grad,) = torch.autograd.grad(out.sum(), M)  # first order still works on the same graph
     assert grad.shape == M.shape and not grad.requires_grad
@@ -266,10 +265,6 @@ def test_pairwise_torch_compile_fullgraph():
     torch.testing.assert_close(out, eager)
     for a, b in zip(grads, eager_grads):
         torch.testing.assert_close(a, b)
-
-
-# --------------------------------------------------------------------------------------------
-# MinibatchDiscrimination module
 
 
 class GistMinibatchDiscrimination(torch.nn.Module):
@@ -338,10 +333,6 @@ def test_module_split_populations():
         m(x)
 
 
-# --------------------------------------------------------------------------------------------
-# pairwise_l1_features: bad input
-
-
 @pytest.mark.parametrize(
     "M, kwargs, message",
     [
@@ -351,12 +342,24 @@ def test_module_split_populations():
         (torch.randn(6, 3, 2), dict(num_sets=4), "num_sets: the batch of 6 samples does not split into 4"),
         (torch.randn(6, 3, 2), dict(num_sets=0), "num_sets: expected a positive number"),
         (torch.randint(0, 3, (6, 3, 2)), dict(), "M: expected a float32"),
-        (torch.randn(6, 3, 2), dict(split=torch.zeros(5, dtype=torch.long)), r"split: expected a 1-d tensor of 6 labels"),
+        (
+            torch.randn(6, 3, 2),
+            dict(split=torch.zeros(5, dtype=torch.long)),
+            r"split: expected a 1-d tensor of 6 labels",
+        ),
         (torch.randn(6, 3, 2), dict(split=torch.tensor([0, 1, 2, 0, 1, 0])), r"split: expected labels in \[0, 2\)"),
         (torch.randn(6, 3, 2), dict(split=torch.tensor([0, 1, -1, 0, 1, 0])), r"split: expected labels in"),
         (torch.randn(6, 3, 2), dict(split=torch.zeros(6)), "split: expected integer"),
-        (torch.randn(6, 3, 2), dict(split=torch.zeros(6, dtype=torch.long), num_populations=9), "num_populations: expected a value in"),
-        (torch.randn(6, 3, 2), dict(split=torch.zeros(6, dtype=torch.long, device="meta")), "split: expected a tensor on the same device"),
+        (
+            torch.randn(6, 3, 2),
+            dict(split=torch.zeros(6, dtype=torch.long), num_populations=9),
+            "num_populations: expected a value in",
+        ),
+        (
+            torch.randn(6, 3, 2),
+            dict(split=torch.zeros(6, dtype=torch.long, device="meta")),
+            "split: expected a tensor on the same device",
+        ),
     ],
 )
 def test_pairwise_bad_input(M, kwargs, message):
@@ -377,130 +380,6 @@ def test_pairwise_bad_backward_grad_and_module_input():
         m(torch.randn(0, 5))
     with pytest.raises(ValueError, match="kernel_dims: expected a positive integer"):
         bg.MinibatchDiscrimination(5, 3, 0)
-
-
-# --------------------------------------------------------------------------------------------
-# minibatch_stddev
-
-STD_SHAPES = [
-    # (x shape, group_size, num_channels)
-    ((8, 4, 3, 3), 4, 1),
-    ((8, 6, 5, 2), 2, 3),
-    ((3, 2, 4, 4), 4, 1),  # N < group size: one group of all 3 samples
-    ((1, 3, 2, 2), 4, 1),  # one sample: zero variance, sqrt(1e-8)
-    ((12, 5), 3, 5),  # (N, C) features
-    ((6, 2, 3, 1, 5), 2, 2),  # 3 spatial dims
-]
-
-
-@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES)
-def test_stddev_matches_stylegan_reference(shape, group_size, num_channels):
-    x = torch.randn(shape, dtype=torch.float64)
-    out = bg.minibatch_stddev(x, group_size, num_channels)
-    expected = minibatch_stddev_reference(x, group_size, num_channels)
-    assert out.shape == expected.shape
-    torch.testing.assert_close(out, expected, **TOLERANCES[torch.float64])
-
-
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_stddev_dtypes(dtype):
-    x = torch.randn(8, 6, 5, 3).to(dtype)
-    out = bg.minibatch_stddev(x, 4, 2)
-    assert out.dtype == dtype
-    torch.testing.assert_close(out.double(), minibatch_stddev_reference(x.double(), 4, 2), **TOLERANCES[dtype])
-    xg = x.detach().requires_grad_()
-    w = torch.randn(out.shape, dtype=torch.float64)
-    (bg.minibatch_stddev(xg, 4, 2).double() * w).sum().backward()
-    xr = x.detach().double().requires_grad_()
-    (minibatch_stddev_reference(xr, 4, 2) * w).sum().backward()
-    tol = {torch.float64: TOLERANCES[torch.float64], torch.float32: dict(rtol=1e-5, atol=1e-5),
-           torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}[dtype]
-    torch.testing.assert_close(xg.grad.double(), xr.grad, **tol)
-
-
-@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES[:5])
-def test_stddev_gradcheck(shape, group_size, num_channels):
-    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: bg.minibatch_stddev(t, group_size, num_channels), (x,))
-
-
-@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES[:5])
-def test_stddev_gradgradcheck(shape, group_size, num_channels):
-    # create_graph=True composes the backward from differentiable ops (the autograd kernel).
-    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda t: bg.minibatch_stddev(t, group_size, num_channels), (x,))
-
-
-def test_stddev_r1_penalty_matches_reference():
-    # StyleGAN2's R1 penalty ||d D / d x||^2 runs through this layer; its gradient w.r.t. x and
-    # a weight after it, against the StyleGAN2-ADA formula.
-    x = torch.randn(8, 4, 3, 3, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(6, 3, 3, dtype=torch.float64, requires_grad=True)
-
-    def penalty_grads(layer):
-        score = (layer(x, 4, 2) * w).sum()
-        (gx,) = torch.autograd.grad(score, x, create_graph=True)
-        return torch.autograd.grad(gx.square().sum(), (x, w))
-
-    for a, e in zip(penalty_grads(bg.minibatch_stddev), penalty_grads(minibatch_stddev_reference)):
-        torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-9)
-    # The ordinary backward still gives a plain (graph-free) gradient.
-    (grad,) = torch.autograd.grad(bg.minibatch_stddev(x, 4, 2).square().sum(), x)
-    assert grad.shape == x.shape and not grad.requires_grad
-
-
-def test_stddev_groups_are_strided():
-    # Group r holds samples r, r + N/G, ...: make samples 0 and 2 identical, 1 and 3 different.
-    x = torch.zeros(4, 1, 1, 1, dtype=torch.float64)
-    x[1], x[3] = 1.0, 3.0
-    out = bg.minibatch_stddev(x, group_size=2)
-    torch.testing.assert_close(out[:, 1].flatten(), torch.tensor([1e-4, 1.0, 1e-4, 1.0], dtype=torch.float64),
-                               rtol=1e-6, atol=0)
-
-
-def test_stddev_opcheck_and_compile():
-    x = torch.randn(8, 4, 3, 3, requires_grad=True)
-    torch.library.opcheck(torch.ops.batchgan.minibatch_stddev.default, (x, 4, 2))
-    torch.library.opcheck(torch.ops.batchgan._minibatch_stddev_backward.default, (torch.randn(8, 6, 3, 3), x.detach(), 4, 2))
-    layer = bg.MinibatchStdDev(group_size=4)
-    conv = torch.nn.Conv2d(5, 1, 3)
-    fn = lambda t: conv(layer(t)).square().mean()  # noqa: E731
-    eager = fn(x)
-    eager_grad = torch.autograd.grad(eager, x)[0]
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    out = compiled(x)
-    torch.testing.assert_close(out, eager)
-    torch.testing.assert_close(torch.autograd.grad(out, x)[0], eager_grad)
-
-
-@pytest.mark.parametrize(
-    "x, kwargs, message",
-    [
-        (torch.randn(6, 4, 2, 2), dict(group_size=4), "group_size: the batch of 6 samples is not divisible by the group size 4"),
-        (torch.randn(6, 4, 2, 2), dict(group_size=0), "group_size: expected a positive"),
-        (torch.randn(8, 5, 2, 2), dict(num_channels=2), "num_channels: the 5 channels of x do not split into 2"),
-        (torch.randn(8, 4), dict(num_channels=0), "num_channels: expected a positive"),
-        (torch.randn(8), dict(), r"x: expected a batch \(N, C, \*spatial\)"),
-        (torch.randn(0, 4, 2, 2), dict(), "x: expected a non-empty batch"),
-        (torch.randint(0, 4, (8, 4, 2, 2)), dict(), "x: expected a float32"),
-    ],
-)
-def test_stddev_bad_input(x, kwargs, message):
-    with pytest.raises(RuntimeError, match=message):
-        bg.minibatch_stddev(x, **kwargs)
-
-
-def test_stddev_module_and_non_contiguous():
-    layer = bg.MinibatchStdDev(group_size=2, num_channels=1)
-    x = torch.randn(4, 6, 5, 5).to(memory_format=torch.channels_last)
-    torch.testing.assert_close(layer(x), minibatch_stddev_reference(x, 2, 1))
-    assert "group_size=2" in repr(layer)
-    with pytest.raises(ValueError, match="group_size"):
-        bg.MinibatchStdDev(group_size=0)
-
-
-# --------------------------------------------------------------------------------------------
-# the CUDA kernels, executed by the CPU emulator, against the CPU kernels
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
@@ -530,22 +409,6 @@ def test_emulated_pairwise_matches_cpu(emulated, dtype, n, b, c, num_sets, with_
         torch.testing.assert_close(got, ref, **tol)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
-@pytest.mark.parametrize("shape, group_size, num_channels", STD_SHAPES + [((4, 3, 17, 19), 2, 1)])
-def test_emulated_stddev_matches_cpu(emulated, dtype, shape, group_size, num_channels):
-    # (4, 3, 17, 19): 3 * 323 elements per block, not a multiple of the 256 threads.
-    x = torch.randn(shape).to(dtype)
-    out = emulated.minibatch_stddev(x, group_size, num_channels)
-    expected = torch.ops.batchgan.minibatch_stddev(x, group_size, num_channels)
-    torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
-    grad = torch.randn(expected.shape).to(dtype)
-    got = emulated._minibatch_stddev_backward(grad, x, group_size, num_channels)
-    ref = torch.ops.batchgan._minibatch_stddev_backward(grad, x, group_size, num_channels)
-    torch.testing.assert_close(got, ref, **TOLERANCES[dtype])
-
-
-def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
+def test_emulated_pairwise_rejects_bad_input_like_cpu(emulated):
     with pytest.raises(RuntimeError, match="num_sets: the batch of 6 samples"):
         emulated.pairwise_l1_features(torch.randn(6, 2, 2), 4, True, False, None, 1)
-    with pytest.raises(RuntimeError, match="group_size: the batch of 6 samples"):
-        emulated.minibatch_stddev(torch.randn(6, 2, 2, 2), 4, 1)
