@@ -576,6 +576,7 @@ def test_fuzz_equivariant_conv2d_module(args, batch, cin, cout, kernel, seed, ch
             layer.stride,
             layer.padding,
             layer.dilation,
+            layer.groups,
             g,
             kw["activation"],
             kw["negative_slope"],
