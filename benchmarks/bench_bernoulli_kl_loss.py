@@ -11,7 +11,6 @@ Candidates, measured round-robin in one run (medians):
     python benchmarks/bench_bernoulli_kl_loss.py [--quick]
 """
 
-import argparse
 import sys
 
 import torch
@@ -21,7 +20,7 @@ import batchgan_ext as bg
 from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from common import format_time, print_table, time_interleaved, write_json
+from common import format_time, print_table, quick_main, time_interleaved, write_json
 
 # (logits, sets): a CIFAR-size step (64 real + 64 fake mixed, 8 sets of 16) and a 2D-experiment
 # step (batch 128 with its complement, sets of 32), then a large batch.
@@ -87,12 +86,5 @@ def run(quick=False):
     return records
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args(argv)
-    run(quick=args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    quick_main(__doc__, run)

@@ -5,7 +5,6 @@ under torch.compile, at the shapes where GAN discriminators use it (the last blo
     python benchmarks/bench_minibatch_stddev.py [--quick]
 """
 
-import argparse
 import os
 import sys
 
@@ -16,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import batchgan_ext as bg
 from batchgan_ext._reference.minibatch import minibatch_stddev_reference
 
-from common import format_time, print_table, time_interleaved, write_json
+from common import format_time, print_table, quick_main, time_interleaved, write_json
 
 # (N, C, H, W): StyleGAN2's 4x4 block at 512 channels, and an 8x8 block at 256.
 SHAPES = [(64, 512, 4, 4), (64, 256, 8, 8), (256, 512, 4, 4)]
@@ -65,12 +64,5 @@ def run(quick=False):
     return records
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and shapes")
-    args = parser.parse_args(argv)
-    run(quick=args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    quick_main(__doc__, run, "fewer rounds and shapes")

@@ -16,7 +16,6 @@ every candidate.
     python benchmarks/bench_mix.py [--quick]
 """
 
-import argparse
 import sys
 
 import torch
@@ -25,7 +24,7 @@ import batchgan_ext as bg
 from batchgan_ext._reference.mixing import mix_reference
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from common import format_time, print_table, time_interleaved, write_json
+from common import format_time, print_table, quick_main, time_interleaved, write_json
 
 SHAPES = [(64, 3, 32, 32), (64, 3, 64, 64)]
 NUM_SETS = 4
@@ -126,12 +125,5 @@ def run(quick=False):
     return records
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args(argv)
-    run(quick=args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    quick_main(__doc__, run)

@@ -2,6 +2,7 @@
 CPU allocations, and a table printer / JSON writer. Timings on a shared machine are noisy:
 compare ratios measured in one run, report medians."""
 
+import argparse
 import json
 import os
 import platform
@@ -180,3 +181,10 @@ def write_json(name: str, payload: dict) -> str:
         json.dump({"machine": machine_info(), **payload}, f, indent=2)
     print(f"\nwrote {path}")
     return path
+
+
+def quick_main(doc: str, run: Callable[..., object], quick_help: str = "fewer rounds") -> None:
+    """The command line of a benchmark whose only option is --quick: parses it and calls run()."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    run(quick=parser.parse_args().quick)

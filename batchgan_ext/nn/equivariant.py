@@ -68,6 +68,20 @@ class _EquivariantLayer(nn.Module, _SetCount):
     def reset_parameters(self, set_size: int | None = None) -> None:
         self._init_weights(set_size if set_size is not None else self.set_size)
 
+    def _init_activation(self, set_size, num_sets, activation, negative_slope) -> None:
+        self._init_sets(set_size, num_sets)
+        self.negative_slope = float(_check_activation(activation, negative_slope))
+        self.activation = activation
+
+    def _init_parameters(self, shape, bias, device, dtype) -> None:
+        """Lambda and Gamma of ``shape`` (C_out first), the bias if asked, then the init."""
+        bias = check_bool(bias, "bias")
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(torch.empty(shape, **factory))
+        self.weight_gamma = nn.Parameter(torch.empty(shape, **factory))
+        self.bias = nn.Parameter(torch.empty(shape[0], **factory)) if bias else None
+        self.reset_parameters()
+
 
 class EquivariantConv2d(_EquivariantLayer):
     """``y_b = act(bias + conv(x_b, weight) + conv(mean of b's set, weight_gamma))`` (eq. 12).
@@ -99,9 +113,7 @@ class EquivariantConv2d(_EquivariantLayer):
         dtype=None,
     ):
         super().__init__()
-        self._init_sets(set_size, num_sets)
-        negative_slope = _check_activation(activation, negative_slope)
-        factory = dict(device=device, dtype=dtype)
+        self._init_activation(set_size, num_sets, activation, negative_slope)
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
         groups = check_int(groups, "groups")
@@ -110,7 +122,6 @@ class EquivariantConv2d(_EquivariantLayer):
                 f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
                 f"divisible by groups ({groups})"
             )
-        bias = check_bool(bias, "bias")
         self.kernel_size = pair(kernel_size, "kernel_size")
         if min(self.kernel_size) < 1:
             raise ValueError(f"kernel_size: expected positive sizes, got {kernel_size!r}")
@@ -118,13 +129,7 @@ class EquivariantConv2d(_EquivariantLayer):
         self.padding = pair(padding, "padding")
         self.dilation = pair(dilation, "dilation")
         self.groups = groups
-        self.activation = activation
-        self.negative_slope = float(negative_slope)
-        shape = (self.out_channels, self.in_channels // groups) + self.kernel_size
-        self.weight = nn.Parameter(torch.empty(shape, **factory))
-        self.weight_gamma = nn.Parameter(torch.empty(shape, **factory))
-        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
-        self.reset_parameters()
+        self._init_parameters((self.out_channels, self.in_channels // groups) + self.kernel_size, bias, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return equivariant_conv2d(
@@ -171,18 +176,10 @@ class EquivariantLinear(_EquivariantLayer):
         dtype=None,
     ):
         super().__init__()
-        self._init_sets(set_size, num_sets)
-        negative_slope = _check_activation(activation, negative_slope)
-        factory = dict(device=device, dtype=dtype)
+        self._init_activation(set_size, num_sets, activation, negative_slope)
         self.in_features = check_int(in_features, "in_features")
         self.out_features = check_int(out_features, "out_features")
-        bias = check_bool(bias, "bias")
-        self.activation = activation
-        self.negative_slope = float(negative_slope)
-        self.weight = nn.Parameter(torch.empty((self.out_features, self.in_features), **factory))
-        self.weight_gamma = nn.Parameter(torch.empty((self.out_features, self.in_features), **factory))
-        self.bias = nn.Parameter(torch.empty(self.out_features, **factory)) if bias else None
-        self.reset_parameters()
+        self._init_parameters((self.out_features, self.in_features), bias, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return equivariant_linear(
