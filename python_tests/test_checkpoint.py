@@ -12,12 +12,12 @@ import time
 
 import pytest
 import torch
+from test_train import TINY, tiny_cli_args
 
 import batchgan_ext
 from batchgan_ext.train import TrainConfig, Trainer
 from batchgan_ext.train.checkpoint import load_checkpoint
 
-TINY = dict(steps=4, n_disc=2, batch_size=16, set_size=4, hidden=16, layers=2, eval_samples=200, log_every=1)
 SUBPROCESS_TIMEOUT = 180  # seconds; each run below takes a few seconds
 
 
@@ -184,32 +184,7 @@ _DRIVER = textwrap.dedent(
 
 
 def _cli_args(out, *extra):
-    return [
-        "--dataset",
-        "ring8",
-        "--method",
-        "mbgan",
-        "--steps",
-        "6",
-        "--n-disc",
-        "2",
-        "--hidden",
-        "16",
-        "--layers",
-        "2",
-        "--batch-size",
-        "16",
-        "--set-size",
-        "4",
-        "--eval-samples",
-        "100",
-        "--checkpoint-every",
-        "2",
-        "--no-progress",
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return tiny_cli_args(out, "--checkpoint-every", "2", *extra, steps=6)
 
 
 def _start_driver(tmp_path, name, block_at_save, args):

@@ -201,33 +201,15 @@ def test_bad_config(kwargs, message):
 # CLI
 
 
+def tiny_cli_args(out, *extra, method="mbgan", steps=3):
+    """Command-line arguments of a run on ring8 as small as TINY's (the demo preset's n_disc, set explicitly)."""
+    tiny = "--dataset ring8 --n-disc 2 --hidden 16 --layers 2 --batch-size 16 --set-size 4 --eval-samples 100"
+    return [*tiny.split(), "--method", method, "--steps", str(steps), "--no-progress", "--out", str(out), *extra]
+
+
 def test_cli_smoke(tmp_path, capsys):
     out = os.path.join(tmp_path, "run")
-    code = cli_main(
-        [
-            "--dataset",
-            "ring8",
-            "--method",
-            "standard,mbgan",
-            "--steps",
-            "3",
-            "--hidden",
-            "16",
-            "--layers",
-            "2",
-            "--batch-size",
-            "16",
-            "--set-size",
-            "4",
-            "--eval-samples",
-            "100",
-            "--out",
-            out,
-            "--no-progress",
-            "--checkpoint-every",
-            "2",
-        ]
-    )
+    code = cli_main(tiny_cli_args(out, "--checkpoint-every", "2", method="standard,mbgan"))
     assert code == 0
     for name in ("metrics.json", "samples.png", "losses.png", "standard.pt", "mbgan.pt"):
         assert os.path.getsize(os.path.join(out, name)) > 0
@@ -238,33 +220,7 @@ def test_cli_smoke(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "modes covered" in printed and "mbgan" in printed
     # Resuming a finished run trains no further and reproduces its metrics.
-    assert (
-        cli_main(
-            [
-                "--dataset",
-                "ring8",
-                "--method",
-                "mbgan",
-                "--steps",
-                "3",
-                "--hidden",
-                "16",
-                "--layers",
-                "2",
-                "--batch-size",
-                "16",
-                "--set-size",
-                "4",
-                "--eval-samples",
-                "100",
-                "--out",
-                out,
-                "--no-progress",
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert cli_main(tiny_cli_args(out, "--resume")) == 0
     with open(os.path.join(out, "metrics.json")) as f:
         assert json.load(f)["mbgan"]["modes_covered"] == metrics["mbgan"]["modes_covered"]
 

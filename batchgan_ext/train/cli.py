@@ -24,7 +24,7 @@ from ._extras import require
 from .datasets import DATASETS
 from .networks import METHODS
 from .plots import plot_losses, plot_samples, require_plotting
-from .trainer import PRESETS, TrainConfig, Trainer
+from .trainer import POSITIVE_INT_FIELDS, PRESETS, TrainConfig, Trainer
 
 __all__ = ["main", "run_methods", "format_table"]
 
@@ -96,6 +96,11 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+# The TrainConfig fields that options override; latent_dim has no option and keeps its default.
+INT_OPTIONS = tuple(name for name in POSITIVE_INT_FIELDS if name != "latent_dim")
+FLOAT_OPTIONS = {"gamma": "batch smoothing gamma (default 0.5)", "lr": "Adam learning rate (default 1e-3)"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m batchgan_ext.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,20 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="budget and network size (default: demo)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    for name in (
-        "steps",
-        "n_disc",
-        "batch_size",
-        "set_size",
-        "hidden",
-        "layers",
-        "eval_samples",
-        "minibatch_features",
-        "minibatch_kernel_dims",
-    ):
+    for name in INT_OPTIONS:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help="overrides the preset")
-    p.add_argument("--gamma", type=float, default=None, help="batch smoothing gamma (default 0.5)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    for name, help in FLOAT_OPTIONS.items():
+        p.add_argument("--" + name, type=float, default=None, help=help)
     p.add_argument("--checkpoint-every", type=int, default=0, help="save <out>/<method>.pt every N generator steps")
     p.add_argument("--resume", action="store_true", help="continue from <out>/<method>.pt where present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -134,19 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = dict(PRESETS[args.preset])
     values.update(dataset=args.dataset, seed=args.seed)
-    for name in (
-        "steps",
-        "n_disc",
-        "batch_size",
-        "set_size",
-        "hidden",
-        "layers",
-        "eval_samples",
-        "minibatch_features",
-        "minibatch_kernel_dims",
-        "gamma",
-        "lr",
-    ):
+    for name in (*INT_OPTIONS, *FLOAT_OPTIONS):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     return TrainConfig(**values)

@@ -30,6 +30,21 @@ from .networks import METHODS, make_discriminator, make_generator
 __all__ = ["TrainConfig", "Trainer", "PRESETS"]
 
 
+# The TrainConfig fields that must be positive integers (the CLI's integer options are these too).
+POSITIVE_INT_FIELDS = (
+    "steps",
+    "n_disc",
+    "batch_size",
+    "set_size",
+    "hidden",
+    "layers",
+    "latent_dim",
+    "eval_samples",
+    "minibatch_features",
+    "minibatch_kernel_dims",
+)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     dataset: str = "grid25"
@@ -55,18 +70,7 @@ class TrainConfig:
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
         make_dataset(self.dataset)
-        for name in (
-            "steps",
-            "n_disc",
-            "batch_size",
-            "set_size",
-            "hidden",
-            "layers",
-            "latent_dim",
-            "eval_samples",
-            "minibatch_features",
-            "minibatch_kernel_dims",
-        ):
+        for name in POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
