@@ -12,11 +12,12 @@ import time
 
 import pytest
 import torch
-from test_train import TINY, tiny_cli_args
 
 import batchgan_ext
 from batchgan_ext.train import TrainConfig, Trainer
 from batchgan_ext.train.checkpoint import load_checkpoint
+
+from test_train import TINY, tiny_cli_args
 
 SUBPROCESS_TIMEOUT = 180  # seconds; each run below takes a few seconds
 

@@ -190,6 +190,7 @@ def test_checkpoint_from_another_config_is_rejected(tmp_path):
         (dict(method="bgan", batch_size=30, set_size=4), "set_size"),
         (dict(gamma=0.8), "gamma"),
         (dict(steps=0), "steps"),
+        (dict(log_every=0), "log_every"),
     ],
 )
 def test_bad_config(kwargs, message):

@@ -42,6 +42,7 @@ POSITIVE_INT_FIELDS = (
     "eval_samples",
     "minibatch_features",
     "minibatch_kernel_dims",
+    "log_every",
 )
 
 
