@@ -12,6 +12,7 @@ import contextlib
 import faulthandler
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -83,6 +84,13 @@ class CaseCounter:
 COUNTER = CaseCounter()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def flush_case_counts():
+    """Writes the module's case counts when it ends (autouse in the test_fuzz_*.py that import it)."""
+    yield
+    COUNTER.flush()
+
+
 @contextlib.contextmanager
 def time_bound(name):
     COUNTER.add(name)
@@ -140,6 +148,27 @@ def values(draw, shape, dtype, layout="contiguous", specials=True, scale=None):
     return x
 
 
+def faults(*kinds, valid=3):
+    """The fault a case strategy injects: None (a valid case) `valid` times in `valid + len(kinds)`,
+    else one of `kinds`."""
+    return st.sampled_from([None] * valid + list(kinds))
+
+
+def num_sets_for(draw, batch):
+    """A set count that splits `batch` samples: one of its divisors."""
+    return draw(st.sampled_from([k for k in range(1, batch + 1) if batch % k == 0]))
+
+
+def bad_num_sets(draw, batch):
+    """A set count no call on `batch` samples takes: 0, negative, more than `batch`, a huge int64, or
+    one that does not divide `batch`."""
+    return draw(
+        st.sampled_from(
+            [0, -1, -batch, batch + 1] + HUGE_INTS + ([k for k in range(2, batch) if batch % k] or [batch + 2])
+        )
+    )
+
+
 def int_arg(valid):
     """A strategy for an int argument of the ops: a valid value (most of the time), or 0, a
     negative or a huge int64 (invalid for every count)."""
@@ -194,3 +223,20 @@ def run_both(cpu_fn, emulated_fn):
     if cpu_err is not None:
         raise cpu_err
     return cpu, emu
+
+
+def check_op(emulated, name, args, names, expected, dtype, tolerances=TOLERANCES):
+    """One case of torch.ops.batchgan.<name>(*args) against the emulated CUDA kernel: with `names`
+    (a fault), both raise an error naming one of them; else both return `dtype` and match
+    expected() (float64, from the naive reference)."""
+    cpu_op, emu_op = getattr(torch.ops.batchgan, name), getattr(emulated, name)
+    with time_bound(name):
+        if names is not None:
+            for op in (cpu_op, emu_op):
+                expect_error(lambda: op(*args), names)
+            return
+        cpu, emu = run_both(lambda: cpu_op(*args), lambda: emu_op(*args))
+        want = expected()
+        assert cpu.dtype == dtype and emu.dtype == dtype, f"dtypes cpu={cpu.dtype} emulated={emu.dtype}, want {dtype}"
+        assert_matches(cpu, want, dtype, tolerances, msg="cpu")
+        assert_matches(emu, want, dtype, tolerances, msg="emulated")

@@ -2,7 +2,6 @@
 equivariant_conv2d and the SetMean / EquivariantLinear / EquivariantConv2d modules (see
 fuzz_common.py)."""
 
-import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -15,10 +14,8 @@ from batchgan_ext._reference.equivariant import (
 )
 
 from fuzz_common import (
-    COUNTER,
     FLOATS,
     FUZZ,
-    HUGE_INTS,
     LAYOUTS,
     NON_BOOLS,
     NON_INTS,
@@ -26,8 +23,12 @@ from fuzz_common import (
     PRODUCT_TOLERANCES,
     WRONG_DTYPES,
     assert_matches,
+    bad_num_sets,
+    check_op,
     expect_error,
-    run_both,
+    faults,
+    flush_case_counts,  # noqa: F401  (autouse fixture)
+    num_sets_for,
     time_bound,
     values,
     wrong_int,
@@ -36,38 +37,20 @@ from fuzz_common import (
 ACTIVATIONS = ["identity", "relu", "leaky_relu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _flush_counts():
-    yield
-    COUNTER.flush()
-
-
-def _bad_num_sets(draw, batch):
-    return draw(
-        st.sampled_from(
-            [0, -1, -batch, batch + 1] + HUGE_INTS + ([k for k in range(2, batch) if batch % k] or [batch + 2])
-        )
-    )
-
-
-def _num_sets_for(draw, batch):
-    return draw(st.sampled_from([k for k in range(1, batch + 1) if batch % k == 0]))
-
-
 # --------------------------------------------------------------------------------------------
 # set_mean
 
-SET_MEAN_FAULTS = [None, None, None, "x_dtype", "x_0d", "x_empty", "num_sets"]
+SET_MEAN_FAULTS = faults("x_dtype", "x_0d", "x_empty", "num_sets")
 
 
 @st.composite
 def set_mean_cases(draw):
-    fault = draw(st.sampled_from(SET_MEAN_FAULTS))
+    fault = draw(SET_MEAN_FAULTS)
     batch = draw(st.integers(1, 8))
     sample = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))
     dtype = draw(st.sampled_from(FLOATS))
     x = draw(values((batch,) + sample, dtype, draw(st.sampled_from(LAYOUTS))))
-    num_sets = _num_sets_for(draw, batch)
+    num_sets = num_sets_for(draw, batch)
     names = None
     if fault == "x_dtype":
         x = x.to(draw(st.sampled_from(WRONG_DTYPES)))
@@ -79,7 +62,7 @@ def set_mean_cases(draw):
         x = torch.zeros((0,) + sample, dtype=dtype)
         names = ("x",)
     elif fault == "num_sets":
-        num_sets = _bad_num_sets(draw, batch)
+        num_sets = bad_num_sets(draw, batch)
         names = ("num_sets",)
     return x, num_sets, names
 
@@ -88,16 +71,7 @@ def set_mean_cases(draw):
 @given(case=set_mean_cases())
 def test_fuzz_set_mean_op(emulated, case):
     x, num_sets, names = case
-    with time_bound("set_mean"):
-        if names is not None:
-            for op in (torch.ops.batchgan, emulated):
-                expect_error(lambda: op.set_mean(x, num_sets), names)
-            return
-        cpu, emu = run_both(lambda: torch.ops.batchgan.set_mean(x, num_sets), lambda: emulated.set_mean(x, num_sets))
-        expected = set_mean_reference(x.double(), num_sets)
-        assert cpu.dtype == x.dtype
-        assert_matches(cpu, expected, x.dtype, msg="cpu")
-        assert_matches(emu, expected, x.dtype, msg="emulated")
+    check_op(emulated, "set_mean", (x, num_sets), names, lambda: set_mean_reference(x.double(), num_sets), x.dtype)
 
 
 @FUZZ
@@ -146,11 +120,7 @@ def test_fuzz_set_mean_function_and_module(case, set_size, num_sets_arg):
 # --------------------------------------------------------------------------------------------
 # equivariant_linear
 
-LINEAR_FAULTS = [
-    None,
-    None,
-    None,
-    None,
+LINEAR_FAULTS = faults(
     "x_dtype",
     "x_shape",
     "x_empty",
@@ -161,12 +131,13 @@ LINEAR_FAULTS = [
     "num_sets",
     "activation",
     "negative_slope",
-]
+    valid=4,
+)
 
 
 @st.composite
 def linear_cases(draw):
-    fault = draw(st.sampled_from(LINEAR_FAULTS))
+    fault = draw(LINEAR_FAULTS)
     batch = draw(st.integers(1, 8))
     fin = draw(st.integers(0, 6))
     fout = draw(st.integers(1, 5))
@@ -175,7 +146,7 @@ def linear_cases(draw):
     w = draw(values((fout, fin), dtype, draw(st.sampled_from(LAYOUTS)), specials=False, scale=0.5))
     wg = draw(values((fout, fin), dtype, "contiguous", specials=False, scale=0.5))
     bias = draw(st.one_of(st.none(), values((fout,), dtype, "contiguous", specials=False)))
-    num_sets = _num_sets_for(draw, batch)
+    num_sets = num_sets_for(draw, batch)
     activation = draw(st.sampled_from(ACTIVATIONS))
     slope = draw(st.sampled_from([0.0, 0.01, 0.2, 1.0, 3.0]))
     names = None
@@ -209,7 +180,7 @@ def linear_cases(draw):
         )
         names = ("bias",)
     elif fault == "num_sets":
-        num_sets = _bad_num_sets(draw, batch)
+        num_sets = bad_num_sets(draw, batch)
         names = ("num_sets",)
     elif fault == "activation":
         activation = draw(st.sampled_from(["", "ReLU", "tanh", "leaky-relu"]))
@@ -221,9 +192,15 @@ def linear_cases(draw):
     return x, w, wg, bias, num_sets, activation, slope, names
 
 
+def _double(*tensors):
+    """The float64 copies the naive references take (None stays None)."""
+    return [t.double() if t is not None else None for t in tensors]
+
+
 def _linear_expected(x, w, wg, bias, num_sets, activation, slope):
-    d = [t.double() if t is not None else None for t in (x, w, wg, bias)]
-    return equivariant_linear_reference(*d, num_sets=num_sets, activation=activation, negative_slope=slope)
+    return equivariant_linear_reference(
+        *_double(x, w, wg, bias), num_sets=num_sets, activation=activation, negative_slope=slope
+    )
 
 
 @FUZZ
@@ -235,18 +212,7 @@ def _linear_expected(x, w, wg, bias, num_sets, activation, slope):
 def test_fuzz_equivariant_linear_op(emulated, case):
     x, w, wg, bias, num_sets, activation, slope, names = case
     args = (x, w, wg, bias, num_sets, activation, slope)
-    with time_bound("equivariant_linear"):
-        if names is not None:
-            for op in (torch.ops.batchgan, emulated):
-                expect_error(lambda: op.equivariant_linear(*args), names)
-            return
-        cpu, emu = run_both(
-            lambda: torch.ops.batchgan.equivariant_linear(*args), lambda: emulated.equivariant_linear(*args)
-        )
-        expected = _linear_expected(*args)
-        assert cpu.dtype == x.dtype
-        assert_matches(cpu, expected, x.dtype, PRODUCT_TOLERANCES, msg="cpu")
-        assert_matches(emu, expected, x.dtype, PRODUCT_TOLERANCES, msg="emulated")
+    check_op(emulated, "equivariant_linear", args, names, lambda: _linear_expected(*args), x.dtype, PRODUCT_TOLERANCES)
 
 
 @st.composite
@@ -327,6 +293,24 @@ def _module_sets(kw, batch):
     return g if batch % g == 0 else None
 
 
+def _check_layer(layer, x, kw, reference, **options):
+    """A module built with the arguments `kw` on x: the op's naive `reference` (with `options`) at the
+    module's weights and set count, or an error naming the set argument when the batch does not split."""
+    num_sets = _module_sets(kw, x.shape[0])
+    if num_sets is None:
+        expect_error(lambda: layer(x), ("set_size", "num_sets"))
+        return
+    bias = None if layer.bias is None else layer.bias.detach()
+    want = reference(
+        *_double(x, layer.weight.detach(), layer.weight_gamma.detach(), bias),
+        num_sets=num_sets,
+        activation=kw["activation"],
+        negative_slope=kw["negative_slope"],
+        **options,
+    )
+    assert_matches(layer(x).detach(), want, x.dtype, PRODUCT_TOLERANCES)
+
+
 @FUZZ
 @given(
     args=layer_module_args(),
@@ -346,31 +330,13 @@ def test_fuzz_equivariant_linear_module(args, batch, fin, fout, dtype, seed):
             return
         torch.manual_seed(seed)
         layer = bg.EquivariantLinear(fin, fout, dtype=dtype, **kw)
-        x = torch.randn(batch, fin, dtype=dtype)
-        g = _module_sets(kw, batch)
-        if g is None:
-            expect_error(lambda: layer(x), ("set_size", "num_sets"))
-            return
-        expected = _linear_expected(
-            x,
-            layer.weight.detach(),
-            layer.weight_gamma.detach(),
-            None if layer.bias is None else layer.bias.detach(),
-            g,
-            kw["activation"],
-            kw["negative_slope"],
-        )
-        assert_matches(layer(x).detach(), expected, dtype, PRODUCT_TOLERANCES)
+        _check_layer(layer, torch.randn(batch, fin, dtype=dtype), kw, equivariant_linear_reference)
 
 
 # --------------------------------------------------------------------------------------------
 # equivariant_conv2d
 
-CONV_FAULTS = [
-    None,
-    None,
-    None,
-    None,
+CONV_FAULTS = faults(
     "x_dtype",
     "x_shape",
     "x_empty",
@@ -385,7 +351,8 @@ CONV_FAULTS = [
     "num_sets",
     "activation",
     "negative_slope",
-]
+    valid=4,
+)
 
 
 def _conv_out(size, k, s, p, d):
@@ -394,7 +361,7 @@ def _conv_out(size, k, s, p, d):
 
 @st.composite
 def conv_cases(draw):
-    fault = draw(st.sampled_from(CONV_FAULTS))
+    fault = draw(CONV_FAULTS)
     batch = draw(st.integers(1, 4))
     groups = draw(st.sampled_from([1, 1, 2, 3]))  # nn.Conv2d's channel groups
     cin = groups * draw(st.integers(1, 2))
@@ -411,7 +378,7 @@ def conv_cases(draw):
     wl = draw(values((cout, cin // groups, kh, kw), dtype, draw(st.sampled_from(LAYOUTS)), specials=False, scale=0.5))
     wg = draw(values((cout, cin // groups, kh, kw), dtype, "contiguous", specials=False, scale=0.5))
     bias = draw(st.one_of(st.none(), values((cout,), dtype, "contiguous", specials=False)))
-    num_sets = _num_sets_for(draw, batch)
+    num_sets = num_sets_for(draw, batch)
     activation = draw(st.sampled_from(ACTIVATIONS))
     slope = draw(st.sampled_from([0.0, 0.01, 0.2, 1.0]))
     names = None
@@ -462,7 +429,7 @@ def conv_cases(draw):
         groups = draw(st.sampled_from([0, -1, cin + 1]))
         names = ("groups",)
     elif fault == "num_sets":
-        num_sets = _bad_num_sets(draw, batch)
+        num_sets = bad_num_sets(draw, batch)
         names = ("num_sets",)
     elif fault == "activation":
         activation = draw(st.sampled_from(["", "gelu"]))
@@ -474,10 +441,9 @@ def conv_cases(draw):
     return x, wl, wg, bias, list(stride), list(padding), list(dilation), groups, num_sets, activation, slope, names
 
 
-def _conv_expected(x, wl, wg, bias, stride, padding, dilation, groups, num_sets, activation, slope):
-    d = [t.double() if t is not None else None for t in (x, wl, wg, bias)]
-    return equivariant_conv2d_reference(
-        *d,
+def _conv_options(stride, padding, dilation, groups, num_sets, activation, slope):
+    """The keyword arguments of equivariant_conv2d and its reference, from a case's positional ones."""
+    return dict(
         stride=stride,
         padding=padding,
         dilation=dilation,
@@ -488,23 +454,17 @@ def _conv_expected(x, wl, wg, bias, stride, padding, dilation, groups, num_sets,
     )
 
 
+def _conv_expected(x, wl, wg, bias, *options):
+    return equivariant_conv2d_reference(*_double(x, wl, wg, bias), **_conv_options(*options))
+
+
 @FUZZ
 @given(case=conv_cases())
 def test_fuzz_equivariant_conv2d_op(emulated, case):
     *args, names = case
-    with time_bound("equivariant_conv2d"):
-        if names is not None:
-            for op in (torch.ops.batchgan, emulated):
-                expect_error(lambda: op.equivariant_conv2d(*args), names)
-            return
-        cpu, emu = run_both(
-            lambda: torch.ops.batchgan.equivariant_conv2d(*args), lambda: emulated.equivariant_conv2d(*args)
-        )
-        expected = _conv_expected(*args)
-        x = args[0]
-        assert cpu.dtype == x.dtype
-        assert_matches(cpu, expected, x.dtype, PRODUCT_TOLERANCES, msg="cpu")
-        assert_matches(emu, expected, x.dtype, PRODUCT_TOLERANCES, msg="emulated")
+    check_op(
+        emulated, "equivariant_conv2d", args, names, lambda: _conv_expected(*args), args[0].dtype, PRODUCT_TOLERANCES
+    )
 
 
 @FUZZ
@@ -517,15 +477,7 @@ def test_fuzz_equivariant_conv2d_op(emulated, case):
 def test_fuzz_equivariant_conv2d_function(case, wrong, pair_fault, pair_value):
     x, wl, wg, bias, stride, padding, dilation, groups, num_sets, activation, slope, names = case
     with time_bound("equivariant_conv2d_function"):
-        kwargs = dict(
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            num_sets=num_sets,
-            activation=activation,
-            negative_slope=slope,
-        )
+        kwargs = _conv_options(stride, padding, dilation, groups, num_sets, activation, slope)
         if wrong is not None:
             kwargs[wrong[0]] = wrong[1]
             names = (wrong[0],) + (names or ())
@@ -564,21 +516,13 @@ def test_fuzz_equivariant_conv2d_module(args, batch, cin, cout, kernel, seed, ch
         x = torch.randn(batch, cin, 4, 5, dtype=torch.float64)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        g = _module_sets(kw, batch)
-        if g is None:
-            expect_error(lambda: layer(x), ("set_size", "num_sets"))
-            return
-        expected = _conv_expected(
+        _check_layer(
+            layer,
             x,
-            layer.weight.detach(),
-            layer.weight_gamma.detach(),
-            None if layer.bias is None else layer.bias.detach(),
-            layer.stride,
-            layer.padding,
-            layer.dilation,
-            layer.groups,
-            g,
-            kw["activation"],
-            kw["negative_slope"],
+            kw,
+            equivariant_conv2d_reference,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
         )
-        assert_matches(layer(x).detach(), expected, torch.float64, PRODUCT_TOLERANCES)

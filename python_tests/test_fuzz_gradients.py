@@ -2,7 +2,6 @@
 options, each op's backward (C++ autograd, fused backward kernels) matches autograd through the
 naive reference. Gradients at inf/NaN inputs are not specified (see fuzz_common.py)."""
 
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,15 +11,14 @@ from batchgan_ext._reference.equivariant import equivariant_linear_reference, se
 from batchgan_ext._reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
 from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
 
-from fuzz_common import COUNTER, FUZZ, time_bound, values
+from fuzz_common import (
+    FUZZ,
+    flush_case_counts,  # noqa: F401  (autouse fixture)
+    time_bound,
+    values,
+)
 
 TOL = dict(rtol=1e-7, atol=1e-9)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _flush_counts():
-    yield
-    COUNTER.flush()
 
 
 def _x(draw, shape):

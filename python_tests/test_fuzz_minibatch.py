@@ -1,7 +1,6 @@
 """Property fuzzing of the batch-level features: pairwise_l1_features, minibatch_stddev and the
 MinibatchDiscrimination / MinibatchStdDev modules (see fuzz_common.py)."""
 
-import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -10,7 +9,6 @@ import batchgan_ext as bg
 from batchgan_ext._reference.minibatch import minibatch_stddev_reference, pairwise_l1_features_reference
 
 from fuzz_common import (
-    COUNTER,
     FLOATS,
     FUZZ,
     HUGE_INTS,
@@ -20,28 +18,20 @@ from fuzz_common import (
     TOLERANCES,
     WRONG_DTYPES,
     assert_matches,
+    bad_num_sets,
+    check_op,
     expect_error,
-    run_both,
+    faults,
+    flush_case_counts,  # noqa: F401  (autouse fixture)
     time_bound,
     values,
     wrong_int,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _flush_counts():
-    yield
-    COUNTER.flush()
-
-
 # --------------------------------------------------------------------------------------------
 # pairwise_l1_features
 
-PAIRWISE_FAULTS = [
-    None,
-    None,
-    None,
-    None,
+PAIRWISE_FAULTS = faults(
     "M_dtype",
     "M_shape",
     "M_empty",
@@ -50,7 +40,8 @@ PAIRWISE_FAULTS = [
     "split_shape",
     "split_values",
     "num_populations",
-]
+    valid=4,
+)
 
 # Sum of up to n terms of at most 1 in float16/bfloat16: a few ulps of n.
 PAIRWISE_TOLERANCES = dict(TOLERANCES)
@@ -59,7 +50,7 @@ PAIRWISE_TOLERANCES[torch.bfloat16] = dict(rtol=1e-2, atol=2e-2)
 
 @st.composite
 def pairwise_cases(draw):
-    fault = draw(st.sampled_from(PAIRWISE_FAULTS))
+    fault = draw(PAIRWISE_FAULTS)
     num_sets = draw(st.integers(1, 4))
     set_size = draw(st.integers(1, 5))
     n = num_sets * set_size
@@ -86,9 +77,7 @@ def pairwise_cases(draw):
         M = torch.zeros(0, b, c, dtype=dtype)
         names = ("M",)
     elif fault == "num_sets":
-        num_sets = draw(
-            st.sampled_from([0, -1, -n, n + 1] + HUGE_INTS + ([k for k in range(2, n) if n % k] or [n + 2]))
-        )
+        num_sets = bad_num_sets(draw, n)
         names = ("num_sets",)
     elif fault == "split_dtype":
         split = torch.zeros(n, dtype=draw(st.sampled_from([torch.float32, torch.float64, torch.complex64])))
@@ -141,21 +130,14 @@ def _with_inf(n, b, c, exclude_self, where=(0, 0, 0), value=float("inf")):
 )
 def test_fuzz_pairwise_l1_features_op(emulated, case):
     *args, names = case
-    with time_bound("pairwise_l1_features"):
-        if names is not None:
-            for op in (torch.ops.batchgan, emulated):
-                expect_error(lambda: op.pairwise_l1_features(*args), names)
-            return
-        cpu, emu = run_both(
-            lambda: torch.ops.batchgan.pairwise_l1_features(*args), lambda: emulated.pairwise_l1_features(*args)
-        )
-        M, num_sets, exclude_self, mean, split, populations = args
-        expected = pairwise_l1_features_reference(
+    M, num_sets, exclude_self, mean, split, populations = args
+
+    def expected():
+        return pairwise_l1_features_reference(
             M.double(), num_sets, exclude_self, mean, split, populations if split is not None else None
         )
-        assert cpu.dtype == M.dtype
-        assert_matches(cpu, expected, M.dtype, PAIRWISE_TOLERANCES, msg="cpu")
-        assert_matches(emu, expected, M.dtype, PAIRWISE_TOLERANCES, msg="emulated")
+
+    check_op(emulated, "pairwise_l1_features", args, names, expected, M.dtype, PAIRWISE_TOLERANCES)
 
 
 @FUZZ
@@ -258,23 +240,14 @@ def test_fuzz_minibatch_discrimination_module(args, batch, seed):
 # --------------------------------------------------------------------------------------------
 # minibatch_stddev
 
-STDDEV_FAULTS = [
-    None,
-    None,
-    None,
-    "x_dtype",
-    "x_shape",
-    "x_empty",
-    "group_size",
-    "group_size_split",
-    "num_channels",
-    "num_channels_split",
-]
+STDDEV_FAULTS = faults(
+    "x_dtype", "x_shape", "x_empty", "group_size", "group_size_split", "num_channels", "num_channels_split"
+)
 
 
 @st.composite
 def stddev_cases(draw):
-    fault = draw(st.sampled_from(STDDEV_FAULTS))
+    fault = draw(STDDEV_FAULTS)
     group_size = draw(st.integers(1, 5))
     n = draw(st.sampled_from([k for k in range(1, 9) if k % min(group_size, k) == 0]))
     num_channels = draw(st.integers(1, 3))
@@ -316,19 +289,14 @@ def stddev_cases(draw):
 @given(case=stddev_cases())
 def test_fuzz_minibatch_stddev_op(emulated, case):
     x, group_size, num_channels, names = case
-    with time_bound("minibatch_stddev"):
-        if names is not None:
-            for op in (torch.ops.batchgan, emulated):
-                expect_error(lambda: op.minibatch_stddev(x, group_size, num_channels), names)
-            return
-        cpu, emu = run_both(
-            lambda: torch.ops.batchgan.minibatch_stddev(x, group_size, num_channels),
-            lambda: emulated.minibatch_stddev(x, group_size, num_channels),
-        )
-        expected = minibatch_stddev_reference(x.double(), group_size, num_channels)
-        assert cpu.dtype == x.dtype
-        assert_matches(cpu, expected, x.dtype, msg="cpu")
-        assert_matches(emu, expected, x.dtype, msg="emulated")
+    check_op(
+        emulated,
+        "minibatch_stddev",
+        (x, group_size, num_channels),
+        names,
+        lambda: minibatch_stddev_reference(x.double(), group_size, num_channels),
+        x.dtype,
+    )
 
 
 @FUZZ

@@ -1,7 +1,6 @@
 """Property fuzzing of the mixed-batch ops: mix, bernoulli_kl_loss, batch_generator_loss,
 sample_mixing and the MixedBatch / BernoulliKLLoss modules (see fuzz_common.py)."""
 
-import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -10,7 +9,6 @@ import batchgan_ext as bg
 from batchgan_ext._reference.mixing import bernoulli_kl_loss_reference, mix_reference
 
 from fuzz_common import (
-    COUNTER,
     FLOATS,
     FUZZ,
     LAYOUTS,
@@ -18,45 +16,28 @@ from fuzz_common import (
     NON_REALS,
     WRONG_DTYPES,
     assert_matches,
+    check_op,
     expect_error,
+    faults,
+    flush_case_counts,  # noqa: F401  (autouse fixture)
     int_arg,
-    run_both,
     time_bound,
     values,
     wrong_int,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _flush_counts():
-    yield
-    COUNTER.flush()
-
-
-def _ops(emulated):
-    return torch.ops.batchgan, emulated
-
-
 # --------------------------------------------------------------------------------------------
 # mix
 
-MIX_FAULTS = [
-    None,
-    None,
-    None,
-    "real_dtype",
-    "real_0d",
-    "fake_dtype",
-    "fake_shape",
-    "beta_shape",
-    "beta_values",
-    "beta_dtype",
-]
+# mix is a gather: exact, NaN where the chosen sample holds NaN.
+EXACT = {dtype: dict(rtol=0, atol=0) for dtype in FLOATS}
+
+MIX_FAULTS = faults("real_dtype", "real_0d", "fake_dtype", "fake_shape", "beta_shape", "beta_values", "beta_dtype")
 
 
 @st.composite
 def mix_cases(draw):
-    fault = draw(st.sampled_from(MIX_FAULTS))
+    fault = draw(MIX_FAULTS)
     batch = draw(st.integers(0, 5))
     sample = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))
     if draw(st.booleans()):
@@ -115,22 +96,12 @@ def mix_cases(draw):
 @given(case=mix_cases())
 def test_fuzz_mix_op(emulated, case):
     real, fake, beta, complement, names = case
-    with time_bound("mix"):
-        cpu_op, emu_op = _ops(emulated)
-        if names is not None:
-            for op in (cpu_op, emu_op):
-                expect_error(lambda: op.mix(real, fake, beta, complement), names)
-            return
-        cpu, emu = run_both(
-            lambda: cpu_op.mix(real, fake, beta, complement), lambda: emu_op.mix(real, fake, beta, complement)
-        )
-        expected = mix_reference(real, fake, beta, complement)
-        if complement:
-            expected = torch.cat(expected)
-        # A gather: exact, NaN where the chosen sample holds NaN.
-        for got in (cpu, emu):
-            assert got.dtype == real.dtype
-            torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+
+    def expected():
+        out = mix_reference(real, fake, beta, complement)
+        return torch.cat(out) if complement else out
+
+    check_op(emulated, "mix", (real, fake, beta, complement), names, expected, real.dtype, EXACT)
 
 
 @FUZZ
@@ -210,10 +181,7 @@ def test_fuzz_mixed_batch_module_and_sample_mixing(args, seed):
 # --------------------------------------------------------------------------------------------
 # bernoulli_kl_loss, batch_generator_loss
 
-KL_FAULTS = [
-    None,
-    None,
-    None,
+KL_FAULTS = faults(
     "logits_dtype",
     "logits_shape",
     "logits_empty",
@@ -223,12 +191,12 @@ KL_FAULTS = [
     "target_dtype",
     "mode",
     "reduction",
-]
+)
 
 
 @st.composite
 def kl_cases(draw):
-    fault = draw(st.sampled_from(KL_FAULTS))
+    fault = draw(KL_FAULTS)
     num_sets = draw(st.integers(1, 5))
     set_size = draw(st.integers(1, 4))
     batch = num_sets * set_size
@@ -303,21 +271,8 @@ _INF = float("inf")
 @example(case=(torch.tensor([_INF, -_INF, 0.5, _INF]), torch.tensor([1.0, 0.0, 1.0, 0.5]), "mbgan", 4, "none", None))
 @example(case=(torch.tensor([_INF, 3.0, -_INF, -_INF]), torch.tensor([1.0, 0.0]), "bgan", 2, "none", None))
 def test_fuzz_bernoulli_kl_loss_op(emulated, case):
-    logits, target, mode, num_sets, reduction, names = case
-    with time_bound("bernoulli_kl_loss"):
-        cpu_op, emu_op = _ops(emulated)
-        if names is not None:
-            for op in (cpu_op, emu_op):
-                expect_error(lambda: op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction), names)
-            return
-        cpu, emu = run_both(
-            lambda: cpu_op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction),
-            lambda: emu_op.bernoulli_kl_loss(logits, target, mode, num_sets, reduction),
-        )
-        expected = _kl_expected(logits, target, mode, num_sets, reduction)
-        assert cpu.dtype == logits.dtype
-        assert_matches(cpu, expected, logits.dtype, msg="cpu")
-        assert_matches(emu, expected, logits.dtype, msg="emulated")
+    *args, names = case
+    check_op(emulated, "bernoulli_kl_loss", args, names, lambda: _kl_expected(*args), args[0].dtype)
 
 
 @FUZZ
