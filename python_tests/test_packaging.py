@@ -45,7 +45,7 @@ _WORKLOAD = textwrap.dedent(
     loss = loss + bg.bernoulli_kl_loss(logits, target, "bgan", num_sets=4) + bg.batch_generator_loss(logits, "mbgan", 4)
     x = torch.randn(8, 3, 5, 5)
     w, wg = torch.randn(2, 3, 3, 3), torch.randn(2, 3, 3, 3)
-    y = bg.equivariant_conv2d(x, w, wg, None, 1, 1, 1, 2, "identity", 0.01)
+    y = bg.equivariant_conv2d(x, w, wg, None, 1, 1, 1, 1, 2, "identity", 0.01)
     y = bg.minibatch_stddev(y, group_size=4).flatten(1)
     y = bg.equivariant_linear(y, torch.randn(4, y.shape[1]), torch.randn(4, y.shape[1]), None, 2)
     y = bg.pairwise_l1_features(y.view(8, 2, 2), num_sets=2).sum() + bg.set_mean(y, num_sets=2).sum()
