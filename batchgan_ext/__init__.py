@@ -41,7 +41,7 @@ from .ops import (
     set_mean,
 )
 
-__version__ = "0.1.0"  # the one source of the version: pyproject.toml reads it (tool.setuptools.dynamic)
+__version__ = "0.2.0"  # the one source of the version: pyproject.toml reads it (tool.setuptools.dynamic)
 
 
 def build_info():
