@@ -30,9 +30,11 @@ def _fsync_directory(directory: str) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str) -> None:
-    """Writes `state` to `path` atomically: `path` holds either the previous file or the complete new one."""
+    """Writes `state` to `path` atomically: `path` holds either the previous file or the complete new one.
+    Missing parent folders are created."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # O_EXCL: never write into someone else's file; 0o666 less the umask: the permissions torch.save would give.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -1,15 +1,17 @@
 """Command line of the training layer:
 
     python -m batchgan_ext.train --dataset grid25 --method mbgan --out outputs/grid25
-    python -m batchgan_ext.train --dataset ring8 --method standard,minibatch,bgan,mbgan --out outputs/ring8
+    python -m batchgan_ext.train --dataset ring8 --method standard,pacgan,bgan --seeds 3 --out outputs/ring8
     batchgan-train ...   (the same, as a console script)
 
-Trains each method with the same configuration and seed, then writes into --out:
-metrics.json (per method: modes covered, % high-quality samples, KL to uniform, wall time),
-samples.png (generated samples over the mode centres, one panel per method) and losses.png.
-With --checkpoint-every N each run saves <out>/<method>.pt every N generator steps (atomically: a crash
-mid-save keeps the previous file), and --resume continues from it. Plots need matplotlib and the progress
-bar tqdm: pip install 'batchgan_ext[train]'.
+Trains each method with the same configuration for each of --seeds seeds (--seed, --seed + 1, ...), then
+writes into --out: metrics.json (every run's record: modes covered by the VEEGAN rule and strictly, % high
+quality samples, reverse KL, wall time; the null rows; the table's rows, mean +- standard error over seeds),
+samples.png (generated samples over the mode centres, one panel per method, first seed) and losses.png.
+With --checkpoint-every N each run saves <out>/<method>[-seed<k>].pt every N generator steps (atomically: a
+crash mid-save keeps the previous file), and --resume continues from it. Plots need matplotlib and the
+progress bar tqdm: pip install 'batchgan_ext[train]'. Whole sweeps over methods, seeds and datasets, two at
+a time and resumable: python -m batchgan_ext.train.sweep.
 """
 
 import argparse
@@ -24,83 +26,78 @@ from ._extras import require
 from .datasets import DATASETS
 from .networks import METHODS
 from .plots import plot_losses, plot_samples, require_plotting
+from .results import aggregate, format_table, null_records
 from .trainer import POSITIVE_INT_FIELDS, PRESETS, TrainConfig, Trainer
 
-__all__ = ["main", "run_methods", "format_table"]
+__all__ = ["main", "run_methods"]
+
+
+def _checkpoint_path(out_dir: str, method: str, seed: int, seeds: list[int]) -> str:
+    return os.path.join(out_dir, f"{method}.pt" if len(seeds) == 1 else f"{method}-seed{seed}.pt")
 
 
 def run_methods(
     base: TrainConfig,
     methods: list[str],
     out_dir: str,
+    seeds: list[int] | None = None,
     progress: bool = True,
     checkpoint_every: int = 0,
     resume: bool = False,
-) -> dict[str, dict]:
+) -> dict:
+    """Trains every method for every seed with `base`'s configuration and writes metrics.json and
+    the plots into `out_dir`; returns what metrics.json holds: {"runs", "null_rows", "table"}."""
     # The plots come after training: check their dependency (and the progress bar's) before it starts.
     require_plotting()
     if progress:
         require("tqdm", "the progress bar (--no-progress runs without it)")
+    seeds = [base.seed] if seeds is None else seeds
     os.makedirs(out_dir, exist_ok=True)
-    results: dict[str, dict] = {}
+    records: list[dict] = []
     samples, histories = {}, {}
-    for method in methods:
-        config = dataclasses.replace(base, method=method)
-        ckpt = os.path.join(out_dir, f"{method}.pt") if checkpoint_every or resume else None
-        if resume and ckpt and os.path.exists(ckpt):
-            trainer = Trainer.from_checkpoint(ckpt)
-        else:
-            trainer = Trainer(config)
-        trainer.train(progress=progress, checkpoint_path=ckpt, checkpoint_every=checkpoint_every)
-        metrics = trainer.evaluate()
-        metrics["wall_seconds"] = trainer.train_seconds
-        metrics["config"] = dataclasses.asdict(config)
-        results[method] = metrics
-        samples[method] = trainer.sample(config.eval_samples)
-        histories[method] = trainer.history
-        print(
-            f"{method}/{config.dataset}: {metrics['modes_covered']}/{metrics['num_modes']} modes, "
-            f"{100 * metrics['high_quality_fraction']:.1f}% high quality, "
-            f"KL {_fmt_kl(metrics['kl_to_uniform'])}, {metrics['wall_seconds']:.0f} s",
-            flush=True,
-        )
+    for seed in seeds:
+        for method in methods:
+            config = dataclasses.replace(base, method=method, seed=seed)
+            ckpt = _checkpoint_path(out_dir, method, seed, seeds) if checkpoint_every or resume else None
+            if resume and ckpt and os.path.exists(ckpt):
+                trainer = Trainer.from_checkpoint(ckpt)
+            else:
+                trainer = Trainer(config)
+            label = f"{method}/{config.dataset}/seed {seed}"
+            trainer.train(progress=progress, checkpoint_path=ckpt, checkpoint_every=checkpoint_every, description=label)
+            metrics = trainer.evaluate()
+            record = dict(dataset=config.dataset, method=method, seed=seed, **metrics)
+            record.update(wall_seconds=trainer.train_seconds, config=dataclasses.asdict(config))
+            records.append(record)
+            if seed == seeds[0]:
+                samples[method] = trainer.sample(config.eval_samples)
+                histories[method] = trainer.history
+            kl = "-" if metrics["reverse_kl"] is None else f"{metrics['reverse_kl']:.3f}"
+            print(
+                f"{label}: {metrics['modes_covered']}/{metrics['num_modes']} modes (VEEGAN rule), "
+                f"{metrics['modes_covered_strict']} strict, "
+                f"{100 * metrics['high_quality_fraction']:.1f}% high quality, reverse KL {kl}, "
+                f"{trainer.train_seconds:.0f} s",
+                flush=True,
+            )
+    nulls = null_records(base.dataset, base.eval_samples)
     dataset = Trainer(dataclasses.replace(base, method=methods[0])).dataset
-    title = f"{base.dataset}: {base.steps} generator steps, n_disc={base.n_disc}, seed {base.seed}"
+    title = f"{base.dataset}: {base.steps} generator steps, n_disc={base.n_disc}, seed {seeds[0]}"
     plot_samples(os.path.join(out_dir, "samples.png"), samples, dataset.means, title)
     plot_losses(os.path.join(out_dir, "losses.png"), histories, title)
+    result = {"runs": records, "null_rows": nulls, "table": aggregate(records)}
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    return results
-
-
-def _fmt_kl(kl: float | None) -> str:
-    return "-" if kl is None else f"{kl:.3f}"
-
-
-def format_table(rows: list[dict]) -> str:
-    header = ["dataset", "method", "modes covered", "% high quality", "KL to uniform", "wall time"]
-    lines = [
-        [
-            r["dataset"],
-            r["method"],
-            f"{r['modes_covered']}/{r['num_modes']}",
-            f"{100 * r['high_quality_fraction']:.1f}",
-            _fmt_kl(r["kl_to_uniform"]),
-            f"{r['wall_seconds']:.0f} s",
-        ]
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in lines]
-    return "\n".join(out)
+        json.dump(result, f, indent=1)
+    return result
 
 
 # The TrainConfig fields that options override; latent_dim and log_every have no option and keep their defaults.
 INT_OPTIONS = tuple(name for name in POSITIVE_INT_FIELDS if name not in ("latent_dim", "log_every"))
 FLOAT_OPTIONS = {
     "gamma": "batch smoothing gamma (default 0.5)",
-    "lr": "Adam learning rate (the preset's: 2e-4 demo, 1e-3 paper)",
+    "lr": "Adam learning rate",
+    "lr_decay": "final fraction of the steps over which the learning rate falls linearly to 0",
+    "mixup_alpha": "mixup: Beta(alpha, alpha) weights",
 }
 
 
@@ -112,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="mbgan", help=f"one or more of {','.join(METHODS)}, comma-separated")
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="budget and network size (default: demo)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--seeds", type=int, default=1, help="train each method with this many seeds (default 1)")
+    p.add_argument("--packing", type=int, default=None, help="pacgan: samples per pack (default: 4 grid25, 2 ring8)")
     for name in INT_OPTIONS:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help="overrides the preset")
     for name, help in FLOAT_OPTIONS.items():
@@ -132,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = dict(PRESETS[args.preset])
     values.update(dataset=args.dataset, seed=args.seed)
-    for name in (*INT_OPTIONS, *FLOAT_OPTIONS):
+    for name in (*INT_OPTIONS, *FLOAT_OPTIONS, "packing"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     return TrainConfig(**values)
@@ -152,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     if args.threads < 1:
         parser.error("--threads: expected a positive integer")
+    if args.seeds < 1:
+        parser.error("--seeds: expected a positive integer")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -159,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             base,
             methods,
             args.out,
+            seeds=list(range(args.seed, args.seed + args.seeds)),
             progress=not args.no_progress,
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
         )
     finally:
         torch.set_num_threads(previous_threads)
-    rows = [dict(dataset=base.dataset, method=m, **r) for m, r in results.items()]
-    print(format_table(rows))
+    print(format_table(results["table"], results["null_rows"]))
     print(f"wrote {os.path.join(args.out, 'metrics.json')}, samples.png, losses.png")
     return 0
 

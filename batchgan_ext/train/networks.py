@@ -1,63 +1,110 @@
-"""Networks of the BGAN paper's 2D experiment (section 5.1): generator and discriminators are
-ReLU MLPs (3 hidden layers of 512 units in the paper preset), 2-D standard Gaussian latent.
+"""Networks of the 2D benchmark. Every method trains the same generator against the same
+discriminator body; only what the method itself adds differs.
+
+  generator   latent (2-D standard Gaussian) -> `layers` ReLU layers of `hidden` units, each with
+              batch norm as in PacGAN's 2D generator -> 2-D sample
+  D body      `layers` Linear + ReLU layers of `hidden` units (a plain MLP, so that
+              make_equivariant can turn it into eq. 12's layers)
 
 Discriminators by method:
-  standard   MLP -> one logit per sample
-  minibatch  MLP whose last hidden features go through MinibatchDiscrimination (Salimans et al.)
-             before the output layer
-  bgan/mbgan EquivariantLinear layers (eq. 12, sets of `set_size` samples) -> one logit per
-             sample; the set-mean of eq. 10 is taken by the loss (bernoulli_kl_loss, mode
-             'bgan') or the loss is averaged per sample ('mbgan', eq. 14)
+  standard   body -> Linear: one logit per sample
+  mixup      the same network (mixup changes the data D sees, not D)
+  pacgan     body on `packing` samples concatenated (PacGAN, Lin et al. 2018) -> one logit per pack
+  minibatch  body -> MinibatchDiscrimination configured as improved-gan's MinibatchLayer (T ~ N(0,
+             0.05), learned bias, rescaled from the first batch: `init_discriminator`) -> Linear
+  mbstd      body -> MinibatchStdDev (groups of 4, Karras et al. 2018) -> Linear
+  bgan/mbgan the standard network through make_equivariant(reduce=None): EquivariantLinear layers
+             (eq. 12) over sets of `set_size` samples, one logit per sample; the loss reduces them
+             (bernoulli_kl_loss mode 'bgan': set mean of eq. 10/13; 'mbgan': eq. 14)
 """
 
+import torch
 from torch import nn
 
-from .. import EquivariantLinear, MinibatchDiscrimination
+from .. import MinibatchDiscrimination, MinibatchStdDev, make_equivariant, pack
 
-__all__ = ["make_generator", "make_discriminator", "METHODS"]
+__all__ = ["make_generator", "make_discriminator", "init_discriminator", "METHODS", "MIXED_METHODS"]
 
-METHODS = ("standard", "minibatch", "bgan", "mbgan")
+METHODS = ("standard", "minibatch", "mbstd", "pacgan", "mixup", "bgan", "mbgan")
+MIXED_METHODS = ("bgan", "mbgan")  # trained on mixed batches of real and fake samples
+
+MINIBATCH_INIT_STD = 0.05  # improved-gan's MinibatchLayer: theta ~ N(0, 0.05)
 
 
-def _mlp(in_features: int, hidden: int, layers: int, out_features: int) -> nn.Sequential:
-    modules = []
+def _body(in_features: int, hidden: int, layers: int) -> list[nn.Module]:
+    modules: list[nn.Module] = []
     width = in_features
     for _ in range(layers):
         modules += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return modules
+
+
+def make_generator(
+    latent_dim: int = 2, hidden: int = 128, layers: int = 4, out_features: int = 2, batch_norm: bool = True
+) -> nn.Module:
+    modules: list[nn.Module] = []
+    width = latent_dim
+    for _ in range(layers):
+        modules.append(nn.Linear(width, hidden))
+        if batch_norm:
+            modules.append(nn.BatchNorm1d(hidden))
+        modules.append(nn.ReLU())
         width = hidden
     modules.append(nn.Linear(width, out_features))
     return nn.Sequential(*modules)
 
 
-def make_generator(latent_dim: int = 2, hidden: int = 512, layers: int = 3, out_features: int = 2) -> nn.Module:
-    return _mlp(latent_dim, hidden, layers, out_features)
+class Packed(nn.Module):
+    """PacGAN's discriminator: `packing` consecutive samples concatenated, then the inner network."""
+
+    def __init__(self, inner: nn.Module, packing: int):
+        super().__init__()
+        self.inner = inner
+        self.packing = packing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(pack(x, self.packing))
 
 
 def make_discriminator(
     method: str,
     in_features: int = 2,
-    hidden: int = 512,
+    hidden: int = 128,
     layers: int = 3,
     set_size: int = 32,
-    minibatch_features: int = 64,
-    minibatch_kernel_dims: int = 16,
+    packing: int = 4,
+    minibatch_features: int = 100,
+    minibatch_kernel_dims: int = 5,
+    mbstd_group_size: int = 4,
 ) -> nn.Module:
-    if method == "standard":
-        return _mlp(in_features, hidden, layers, 1)
+    if method in ("standard", "mixup"):
+        return nn.Sequential(*_body(in_features, hidden, layers), nn.Linear(hidden, 1))
+    if method == "pacgan":
+        return Packed(nn.Sequential(*_body(in_features * packing, hidden, layers), nn.Linear(hidden, 1)), packing)
     if method == "minibatch":
-        body = _mlp(in_features, hidden, layers - 1, hidden)
         return nn.Sequential(
-            *body,
-            nn.ReLU(),
-            MinibatchDiscrimination(hidden, minibatch_features, minibatch_kernel_dims),
+            *_body(in_features, hidden, layers),
+            MinibatchDiscrimination(
+                hidden, minibatch_features, minibatch_kernel_dims, bias=True, init_std=MINIBATCH_INIT_STD
+            ),
             nn.Linear(hidden + minibatch_features, 1),
         )
-    if method in ("bgan", "mbgan"):
-        modules = []
-        width = in_features
-        for _ in range(layers):
-            modules.append(EquivariantLinear(width, hidden, set_size=set_size, activation="relu"))
-            width = hidden
-        modules.append(EquivariantLinear(width, 1, set_size=set_size))
-        return nn.Sequential(*modules)
+    if method == "mbstd":
+        return nn.Sequential(
+            *_body(in_features, hidden, layers), MinibatchStdDev(mbstd_group_size), nn.Linear(hidden + 1, 1)
+        )
+    if method in MIXED_METHODS:
+        plain = nn.Sequential(*_body(in_features, hidden, layers), nn.Linear(hidden, 1))
+        return make_equivariant(plain, set_size, reduce=None)
     raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+
+
+@torch.no_grad()
+def init_discriminator(discriminator: nn.Module, real: torch.Tensor) -> None:
+    """Data-dependent initialisation where the method has one: the minibatch layer is rescaled from
+    the features of the first real batch (improved-gan's `init=True` pass). Other methods: no-op."""
+    if isinstance(discriminator, nn.Sequential):
+        for index, module in enumerate(discriminator):
+            if isinstance(module, MinibatchDiscrimination):
+                module.init_from_batch(discriminator[:index](real))

@@ -1,18 +1,24 @@
-"""A small GAN trainer for the 2D mode-dropping benchmark, built from the package's public ops
-and modules only:
+"""The GAN trainer of the 2D mode-dropping benchmark, built from the package's public ops and
+modules only. Every method trains the same generator and discriminator body (networks.py) with the
+same optimiser, budget and seeds; what differs is what the method itself adds:
 
   standard   non-saturating GAN: D minimises the Bernoulli KL to targets 1 (real) / 0 (fake)
-             per sample (``bernoulli_kl_loss`` with one set per sample, which is the usual
-             binary cross-entropy), G minimises -log D (``batch_generator_loss``, eq. 5)
-  minibatch  the same losses, with a MinibatchDiscrimination layer in D
+             per sample (``bernoulli_kl_loss`` with one set per sample: the binary cross-entropy),
+             G minimises -log D (``batch_generator_loss``, eq. 5)
+  minibatch  the same losses, improved-gan's minibatch discrimination layer before D's output
+  mbstd      the same losses, a minibatch standard deviation feature before D's output
+  pacgan     the same losses on packs of `packing` samples (PacGAN: each step draws `packing`
+             times as many real and fake samples, so D sees batch_size packs, as in PacGAN's code)
+  mixup      D on convex combinations lam * real + (1 - lam) * fake, lam ~ Beta(a, a) per sample,
+             target lam (Zhang et al. 2017, section 3.8); G's loss is the standard one
   bgan       mixed batches (``MixedBatch``: batch smoothing-gamma, the complement batch reused so
-             no sample is wasted), D made of EquivariantLinear layers over sets of ``set_size``
-             samples, KL loss with the BGAN reduction (eq. 13), G loss eq. 5 on mixed batches
+             no sample is wasted), D made equivariant (eq. 12) over sets of ``set_size`` samples,
+             KL loss with the BGAN reduction (eq. 13), G loss eq. 5 on mixed batches
   mbgan      the same with the M-BGAN reduction (eq. 14)
 
 Every random draw comes from explicit torch.Generator objects seeded from ``config.seed`` and
 saved in checkpoints, so a run is determined by its config, and resuming from a checkpoint
-reproduces the uninterrupted run on the CPU.
+reproduces the uninterrupted run bit for bit on the CPU.
 """
 
 import dataclasses
@@ -25,9 +31,9 @@ from ._extras import require
 from .checkpoint import load_checkpoint, save_checkpoint
 from .datasets import make_dataset
 from .metrics import mode_metrics
-from .networks import METHODS, make_discriminator, make_generator
+from .networks import METHODS, MIXED_METHODS, init_discriminator, make_discriminator, make_generator
 
-__all__ = ["TrainConfig", "Trainer", "PRESETS"]
+__all__ = ["TrainConfig", "Trainer", "PRESETS", "PACKING_BY_DATASET"]
 
 
 # The TrainConfig fields that must be positive integers (the CLI's integer options are these too).
@@ -37,31 +43,42 @@ POSITIVE_INT_FIELDS = (
     "batch_size",
     "set_size",
     "hidden",
-    "layers",
+    "g_layers",
+    "d_layers",
     "latent_dim",
     "eval_samples",
     "minibatch_features",
     "minibatch_kernel_dims",
+    "mbstd_group_size",
     "log_every",
 )
+
+# PacGAN's packing for each dataset when `packing` is 0: the degree of its Table 1 row for it.
+PACKING_BY_DATASET = {"grid25": 4, "ring8": 2}
 
 
 @dataclasses.dataclass
 class TrainConfig:
     dataset: str = "grid25"
     method: str = "mbgan"
-    steps: int = 2000  # generator steps
-    n_disc: int = 5  # discriminator steps per generator step (paper, section 5.1)
+    steps: int = 20000  # generator steps
+    n_disc: int = 1  # discriminator steps per generator step
     batch_size: int = 128  # real (and fake) samples per step
     set_size: int = 32  # samples per set for bgan/mbgan (the batch holds batch_size/set_size sets)
     gamma: float = 0.5  # batch smoothing (section 3.1)
-    lr: float = 1e-3  # Adam with default parameters (paper, section 5.1)
-    beta1: float = 0.9
+    lr: float = 2e-4  # Adam
+    beta1: float = 0.5
     beta2: float = 0.999
-    hidden: int = 512
-    layers: int = 3
-    minibatch_features: int = 64  # MinibatchDiscrimination: B kernels ...
-    minibatch_kernel_dims: int = 16  # ... of C dimensions each
+    lr_decay: float = 0.5  # the learning rate falls linearly to 0 over this final fraction of the steps
+    hidden: int = 128  # width of every hidden layer, generator and discriminator
+    g_layers: int = 4  # generator hidden layers (PacGAN's 2D generator: 4, with batch norm)
+    d_layers: int = 3  # discriminator body hidden layers (PacGAN's: 3)
+    g_batch_norm: bool = True
+    packing: int = 0  # pacgan: samples per pack; 0 takes PACKING_BY_DATASET's
+    mixup_alpha: float = 0.2  # mixup: lam ~ Beta(alpha, alpha) (Zhang et al.'s GAN experiment)
+    minibatch_features: int = 100  # minibatch discrimination: B kernels ... (improved-gan's CIFAR/MNIST D)
+    minibatch_kernel_dims: int = 5  # ... of C dimensions each
+    mbstd_group_size: int = 4  # StyleGAN's default group
     latent_dim: int = 2
     seed: int = 0
     eval_samples: int = 2500
@@ -73,38 +90,56 @@ class TrainConfig:
         make_dataset(self.dataset)
         for name in POSITIVE_INT_FIELDS:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if self.method in ("bgan", "mbgan") and self.batch_size % self.set_size != 0:
+        if isinstance(self.packing, bool) or not isinstance(self.packing, int) or self.packing < 0:
+            raise ValueError(f"packing: expected a positive integer or 0 (the dataset's default), got {self.packing!r}")
+        if not isinstance(self.g_batch_norm, bool):
+            raise ValueError(f"g_batch_norm: expected a bool, got {self.g_batch_norm!r}")
+        if self.method in MIXED_METHODS and self.batch_size % self.set_size != 0:
             raise ValueError(
                 f"set_size: batch_size={self.batch_size} does not split into sets of {self.set_size} samples"
             )
+        if self.method == "mbstd" and self.batch_size % min(self.mbstd_group_size, self.batch_size) != 0:
+            raise ValueError(
+                f"mbstd_group_size: batch_size={self.batch_size} does not split into groups of {self.mbstd_group_size}"
+            )
         if not 0.0 <= self.gamma <= 0.5:
             raise ValueError(f"gamma: expected a value in [0, 0.5], got {self.gamma!r}")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay: expected a fraction in [0, 1], got {self.lr_decay!r}")
+        for name in ("lr", "mixup_alpha"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0 and value < float("inf")):
+                raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ValueError(f"{name}: expected a value in [0, 1), got {value!r}")
+
+    @property
+    def effective_packing(self) -> int:
+        return self.packing or PACKING_BY_DATASET[self.dataset]
 
 
-# Two documented presets. `demo` is the main job's budget (all methods on both datasets in a
-# few minutes on 2 CPU cores) with the Adam settings the paper uses for CIFAR-10 (lr 2e-4,
-# beta1 0.5; at this short budget Adam's defaults left every method at 6-10 of 25 grid modes);
-# `paper` is the paper's 2D setup (section 5.1: 512-unit networks, n_disc=5, Adam defaults,
-# 20,000 generator steps: about an hour per method on such a machine).
+# `results` is the README table's budget (every method, several seeds: python -m batchgan_ext.train.sweep);
+# `demo` the main job's preview of it (fewer steps); `paper` the BGAN paper's 2D setup (section 5.1:
+# 512-unit networks, n_disc=5, Adam's defaults, 20,000 generator steps; about an hour per run here).
 PRESETS: dict[str, dict] = {
-    "demo": dict(
-        steps=2000,
-        n_disc=2,
+    "results": dict(steps=20000),
+    "demo": dict(steps=3000),
+    "paper": dict(
+        steps=20000,
+        n_disc=5,
         batch_size=128,
         set_size=32,
-        hidden=128,
-        layers=3,
-        minibatch_features=32,
-        minibatch_kernel_dims=8,
-        lr=2e-4,
-        beta1=0.5,
+        hidden=512,
+        lr=1e-3,
+        beta1=0.9,
+        lr_decay=0.0,
+        g_batch_norm=False,
     ),
-    "paper": dict(steps=20000, n_disc=5, batch_size=128, set_size=32, hidden=512, layers=3),
 }
-
-
 CHECKPOINT_KEYS = (
     "config",
     "step",
@@ -139,18 +174,25 @@ class Trainer:
         self.config = config
         self.device = torch.device(device or "cpu")
         self.dataset = make_dataset(config.dataset)
+        self.packing = config.effective_packing if config.method == "pacgan" else 1
         # Parameter initialisation is seeded without touching the global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.generator = make_generator(config.latent_dim, config.hidden, config.layers).to(self.device)
+            self.generator = make_generator(
+                config.latent_dim, config.hidden, config.g_layers, batch_norm=config.g_batch_norm
+            ).to(self.device)
             self.discriminator = make_discriminator(
                 config.method,
                 hidden=config.hidden,
-                layers=config.layers,
+                layers=config.d_layers,
                 set_size=config.set_size,
+                packing=self.packing,
                 minibatch_features=config.minibatch_features,
                 minibatch_kernel_dims=config.minibatch_kernel_dims,
+                mbstd_group_size=config.mbstd_group_size,
             ).to(self.device)
+        init_rng = torch.Generator().manual_seed(config.seed * 4)
+        init_discriminator(self.discriminator, self.dataset.sample(config.batch_size, init_rng, device=self.device))
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
@@ -168,10 +210,15 @@ class Trainer:
 
     @property
     def mixed(self) -> bool:
-        return self.config.method in ("bgan", "mbgan")
+        return self.config.method in MIXED_METHODS
+
+    @property
+    def samples_per_step(self) -> int:
+        """Real (and fake) samples drawn per discriminator or generator step."""
+        return self.config.batch_size * self.packing
 
     def _real(self) -> torch.Tensor:
-        return self.dataset.sample(self.config.batch_size, self.rng_data, device=self.device)
+        return self.dataset.sample(self.samples_per_step, self.rng_data, device=self.device)
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.rng_noise).to(self.device)
@@ -179,13 +226,27 @@ class Trainer:
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.discriminator(x).reshape(-1)
 
+    def _mixup_weights(self, n: int) -> torch.Tensor:
+        # torch's Beta sampler takes no generator: it runs on a forked global RNG seeded from rng_mix.
+        seed = int(torch.randint(2**62, (1,), generator=self.rng_mix))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            alpha = torch.tensor(float(self.config.mixup_alpha), dtype=torch.float64)
+            return torch.distributions.Beta(alpha, alpha).sample((n,)).to(torch.float32)
+
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        method = self.config.method
         if self.mixed:
             batch, target, _ = self.mixer(real, fake, generator=self.rng_mix)
-            return bernoulli_kl_loss(self._logits(batch), target, self.config.method, self.mixer.output_num_sets)
-        # One set per sample: KL(B(u) || B(D)) with u in {0, 1} is the binary cross-entropy.
-        logits = torch.cat([self._logits(real), self._logits(fake)])
-        target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(logits)
+            return bernoulli_kl_loss(self._logits(batch), target, method, self.mixer.output_num_sets)
+        if method == "mixup":
+            weight = self._mixup_weights(real.shape[0]).to(real)
+            logits = self._logits(torch.lerp(fake, real, weight[:, None]))
+            return bernoulli_kl_loss(logits, weight, "mbgan", num_sets=logits.shape[0])
+        # One set per sample (or pack): KL(B(u) || B(D)) with u in {0, 1} is the binary cross-entropy.
+        logits_real, logits_fake = self._logits(real), self._logits(fake)
+        logits = torch.cat([logits_real, logits_fake])
+        target = torch.cat([torch.ones_like(logits_real), torch.zeros_like(logits_fake)])
         return bernoulli_kl_loss(logits, target, "mbgan", num_sets=logits.shape[0])
 
     def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -196,19 +257,34 @@ class Trainer:
         logits = self._logits(fake)
         return batch_generator_loss(logits, "mbgan", num_sets=logits.shape[0])
 
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of generator step `step` (0-based): constant, then a linear decay to 0
+        over the final `lr_decay` fraction of the steps (it sharpens the samples onto the modes)."""
+        cfg = self.config
+        decay_steps = cfg.lr_decay * cfg.steps
+        remaining = cfg.steps - step
+        if decay_steps <= 0 or remaining >= decay_steps:
+            return cfg.lr
+        return cfg.lr * max(remaining, 0) / decay_steps
+
     def train_step(self) -> dict[str, float]:
         """n_disc discriminator steps, then one generator step."""
         cfg = self.config
+        lr = self.learning_rate(self.step)
+        for optimizer in (self.opt_d, self.opt_g):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        n = self.samples_per_step
         for _ in range(cfg.n_disc):
             real = self._real()
             with torch.no_grad():
-                fake = self.generator(self._noise(cfg.batch_size))
+                fake = self.generator(self._noise(n))
             loss_d = self.discriminator_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
         real = self._real()
-        fake = self.generator(self._noise(cfg.batch_size))
+        fake = self.generator(self._noise(n))
         loss_g = self.generator_loss(real, fake)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -264,8 +340,14 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 12345) -> torch.Tensor:
+        """n samples of the generator in eval mode (batch norm with its running statistics)."""
         noise = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
-        return self.generator(noise.to(self.device)).cpu()
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(noise.to(self.device)).cpu()
+        finally:
+            self.generator.train(was_training)
 
     def evaluate(self, n: int | None = None) -> dict:
         samples = self.sample(n or self.config.eval_samples)
