@@ -29,6 +29,7 @@ from .convert import make_equivariant
 from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean
 from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from .nn.mixing import BernoulliKLLoss, MixedBatch
+from .nn.packing import Pack, pack
 from .ops import (
     batch_generator_loss,
     bernoulli_kl_loss,
@@ -56,6 +57,7 @@ __all__ = [
     "MinibatchDiscrimination",
     "MinibatchStdDev",
     "MixedBatch",
+    "Pack",
     "SetMean",
     "batch_generator_loss",
     "bernoulli_kl_loss",
@@ -65,6 +67,7 @@ __all__ = [
     "make_equivariant",
     "minibatch_stddev",
     "mix",
+    "pack",
     "pairwise_l1_features",
     "sample_mixing",
     "set_mean",

@@ -1,6 +1,7 @@
 """Drop-in conversion of an existing discriminator to a permutation-invariant one (BGAN paper,
 section 4.3, Fig. 1): every nn.Conv2d / nn.Linear becomes its equivariant counterpart, and a
-set-mean over the final outputs makes the network invariant (eq. 10)."""
+set-mean over the final outputs makes the network invariant (eq. 10), or, without it, the network
+stays equivariant with per-sample outputs (M-BGAN, eq. 14)."""
 
 import copy
 
@@ -98,10 +99,20 @@ def _convert_children(module, set_size):
             _convert_children(child, set_size)
 
 
-def make_equivariant(discriminator: nn.Module, set_size: int) -> nn.Module:
+def make_equivariant(discriminator: nn.Module, set_size: int, reduce: str | None = "mean") -> nn.Module:
     """A deep copy of ``discriminator`` in which every nn.Conv2d and nn.Linear is replaced by an
-    :class:`EquivariantConv2d` / :class:`EquivariantLinear` over sets of ``set_size`` samples,
-    followed by a :class:`SetMean`: the result maps (N, ...) to one output per set, (N/S, ...).
+    :class:`EquivariantConv2d` / :class:`EquivariantLinear` over sets of ``set_size`` samples.
+
+    ``reduce`` says what comes after the converted body:
+      - ``"mean"`` (default): a :class:`SetMean`, so the result maps (N, ...) to one output per set,
+        (N/S, ...), invariant to the order of the samples inside a set (BGAN, eq. 10). Its logits
+        are already set means: pair it with ``bernoulli_kl_loss(logits, target, "bgan",
+        num_sets=N/S)``, where each set is then one logit (the mean of a single logit is itself).
+      - ``None``: nothing, so the result maps (N, ...) to per-sample outputs (N, ...), equivariant:
+        permuting the samples inside a set permutes the outputs the same way. This is what M-BGAN
+        (eq. 14) needs: ``bernoulli_kl_loss(logits, target, "mbgan", num_sets=N/S)`` applies the
+        sigmoid per sample against its set's target. (``"bgan"`` mode on these logits averages
+        each set's logits inside the loss, which gives the same loss as ``reduce="mean"``.)
 
     Lambda is copied from the existing weight with the reweighting S/(S+1) of section 4.3; Gamma
     is freshly initialised (nn.Conv2d/nn.Linear init times 1/(S+1)); biases are copied. Layers
@@ -115,9 +126,13 @@ def make_equivariant(discriminator: nn.Module, set_size: int) -> nn.Module:
         raise ValueError(f"set_size: expected a positive integer, got {set_size!r}")
     if not isinstance(discriminator, nn.Module):
         raise ValueError(f"discriminator: expected an nn.Module, got {type(discriminator).__name__}")
+    if not (reduce is None or (isinstance(reduce, str) and reduce == "mean")):
+        raise ValueError(f"reduce: expected 'mean' (one output per set) or None (one per sample), got {reduce!r}")
     body = copy.deepcopy(discriminator)
     if _plain_product_layer(body):
         body = _convert_layer(body, set_size)
     else:
         _convert_children(body, set_size)
+    if reduce is None:
+        return nn.Sequential(body)
     return nn.Sequential(body, SetMean(set_size=set_size))

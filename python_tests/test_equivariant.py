@@ -748,6 +748,44 @@ def test_make_equivariant_sngan(spectral):
     assert all(p.grad is not None for p in eq.parameters() if p.requires_grad)
 
 
+def test_make_equivariant_reduce_none_is_per_sample_and_equivariant():
+    torch.manual_seed(8)
+    disc = SNGANDiscriminator(spectral=False, width=0.125).double()
+    set_size, n = 4, 12
+    per_sample = bg.make_equivariant(disc, set_size, reduce=None).eval()
+    invariant = bg.make_equivariant(disc, set_size).eval()
+    assert not any(isinstance(m, bg.SetMean) for m in per_sample.modules())
+    assert sum(isinstance(m, bg.SetMean) for m in invariant.modules()) == 1
+    # The same converted body (same keys; Gamma is drawn fresh, so copy it over): only the reduction differs.
+    assert set(per_sample.state_dict()) == set(invariant.state_dict())
+    per_sample.load_state_dict(invariant.state_dict())
+    x = torch.randn(n, 3, 32, 32, dtype=torch.float64)
+    out = per_sample(x)
+    assert out.shape == (n, 1)
+    # Permuting the samples inside each set permutes the outputs the same way (eq. 12 layers, no reduction).
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        perm = _permute_within_sets(n, n // set_size, gen)
+        torch.testing.assert_close(per_sample(x[perm]), out[perm], rtol=1e-10, atol=1e-12)
+    # Not invariant: a sample's output depends on the sample itself, not only on its set.
+    assert (out.view(-1, set_size).std(1) > 1e-6).all()
+    # Sets are independent, and reduce="mean" is the set mean of these per-sample outputs (eq. 10).
+    torch.testing.assert_close(per_sample(x[4:8]), out[4:8], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(invariant(x), out.view(-1, set_size, 1).mean(1), rtol=1e-10, atol=1e-12)
+    # M-BGAN's loss (eq. 14) on the per-sample logits; bgan mode averages each set's logits itself,
+    # which is the reduce="mean" network's loss with one logit per set.
+    target = torch.tensor([0.25, 1.0, 0.5], dtype=torch.float64)
+    mbgan = bg.bernoulli_kl_loss(out, target, "mbgan", num_sets=n // set_size)
+    assert torch.isfinite(mbgan)
+    torch.testing.assert_close(
+        bg.bernoulli_kl_loss(out, target, "bgan", num_sets=n // set_size),
+        bg.bernoulli_kl_loss(invariant(x), target, "bgan", num_sets=n // set_size),
+    )
+    per_sample.train()
+    per_sample(x).sum().backward()
+    assert all(p.grad is not None for p in per_sample.parameters())
+
+
 def test_make_equivariant_bad_arguments():
     with pytest.raises(ValueError, match="set_size"):
         bg.make_equivariant(nn.Linear(2, 2), 0)
@@ -755,6 +793,11 @@ def test_make_equivariant_bad_arguments():
         bg.make_equivariant(nn.Sequential(nn.Conv2d(4, 4, 3, padding_mode="reflect")), 2)
     single = bg.make_equivariant(nn.Linear(3, 1), 2)
     assert single(torch.randn(6, 3)).shape == (3, 1)
+    assert bg.make_equivariant(nn.Linear(3, 1), 2, reduce="mean")(torch.randn(6, 3)).shape == (3, 1)
+    assert bg.make_equivariant(nn.Linear(3, 1), 2, reduce=None)(torch.randn(6, 3)).shape == (6, 1)
+    for bad in ("sum", "none", "Mean", "", 0, False, ("mean",)):
+        with pytest.raises(ValueError, match=r"reduce: expected 'mean' \(one output per set\) or None"):
+            bg.make_equivariant(nn.Linear(3, 1), 2, reduce=bad)
 
 
 # --------------------------------------------------------------------------------------------

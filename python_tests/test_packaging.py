@@ -50,6 +50,8 @@ _WORKLOAD = textwrap.dedent(
     y = bg.equivariant_linear(y, torch.randn(4, y.shape[1]), torch.randn(4, y.shape[1]), None, 2)
     y = bg.pairwise_l1_features(y.view(8, 2, 2), num_sets=2).sum() + bg.set_mean(y, num_sets=2).sum()
     converted = bg.make_equivariant(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(32, 1)), set_size=4)
+    packed = nn.Sequential(bg.Pack(2), nn.Conv2d(6, 2, 3), nn.Flatten(), nn.Linear(32, 1))(mixed)
+    y = y + bg.pack(complement, 4).sum() + packed.sum()
     (loss + y + converted(mixed).sum() + complement.sum()).backward()
     assert fake.grad is not None and torch.isfinite(fake.grad).all()
     assert "cpu" in bg.build_info()["backends"]

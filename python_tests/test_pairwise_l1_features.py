@@ -321,6 +321,134 @@ def test_module_signature_init_and_bias():
     torch.testing.assert_close(mb(x)[:, 6:], plain(x)[:, 6:] - 1)
 
 
+def test_module_init_std():
+    torch.manual_seed(3)
+    small = bg.MinibatchDiscrimination(400, 50, 5, bias=True, init_std=0.05)
+    assert abs(small.T.std().item() - 0.05) < 0.001 and abs(small.T.mean().item()) < 0.001
+    assert list(small.state_dict()) == ["T", "bias"] and "init_std=0.05" in repr(small)
+    assert torch.equal(small.bias.detach(), torch.full((50,), -1.0))
+    assert "init_std" not in repr(bg.MinibatchDiscrimination(4, 3, 2))  # the default N(0, 1) is not shown
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="init_std: expected a finite value > 0"):
+            bg.MinibatchDiscrimination(4, 3, 2, init_std=bad)
+    for bad in (True, "0.05", None):
+        with pytest.raises(ValueError, match="init_std: expected a real number"):
+            bg.MinibatchDiscrimination(4, 3, 2, init_std=bad)
+
+
+def _improved_gan_init_output(x, T):
+    """improved-gan's MinibatchLayer.get_output_for(init=True) (mnist_svhn_cifar10/nn.py) with W = T,
+    transcribed: the features it returns on the init batch, f - mean(f), after dividing the
+    distances by mean_min_abs_dif; and that divisor."""
+    activation = torch.tensordot(x, T, dims=([1], [0]))  # (N, B, C)
+    abs_dif = (activation[:, :, :, None] - activation.permute(1, 2, 0)[None]).abs().sum(2)  # (N, B, N)
+    abs_dif = abs_dif + 1e6 * torch.eye(x.shape[0], dtype=x.dtype)[:, None, :]
+    mean_min_abs_dif = 0.5 * abs_dif.min(2).values.mean(0)
+    abs_dif = abs_dif / mean_min_abs_dif[None, :, None]
+    f = torch.exp(-abs_dif).sum(2)
+    return f - f.mean(0, keepdim=True), mean_min_abs_dif
+
+
+def _half_mean_min_l1(M, num_sets):
+    """Per kernel, 0.5 * mean over samples of the L1 distance to the nearest other sample of the set."""
+    n, b, _ = M.shape
+    dist = (M[:, None] - M[None, :]).abs().sum(-1)  # (N, N, B)
+    idx = torch.arange(n)
+    other = (idx[:, None] // (n // num_sets) == idx[None, :] // (n // num_sets)) & (idx[:, None] != idx[None, :])
+    dist = torch.where(other[:, :, None], dist, torch.full_like(dist, float("inf")))
+    return 0.5 * dist.min(1).values.mean(0)
+
+
+def test_module_init_from_batch_is_improved_gans_init():
+    torch.manual_seed(4)
+    m = bg.MinibatchDiscrimination(12, 6, 5, bias=True, init_std=0.05).double()
+    T0 = m.T.detach().clone()
+    x = torch.randn(40, 12, dtype=torch.float64)
+    m.init_from_batch(x)
+    expected, divisor = _improved_gan_init_output(x, T0)
+    torch.testing.assert_close(m.T.detach(), T0 / divisor[None, :, None], rtol=1e-12, atol=0)
+    # The forward (fused op) now gives exactly what improved-gan's init pass returns: f - mean(f).
+    out = m(x)
+    torch.testing.assert_close(out[:, :12], x, rtol=0, atol=0)
+    torch.testing.assert_close(out[:, 12:], expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    "num_sets, exclude_self, mean",
+    [(1, True, False), (1, True, True), (1, False, False), (4, True, True), (4, False, True), (5, True, False)],
+)
+def test_module_init_from_batch_scale_and_bias(dtype, num_sets, exclude_self, mean):
+    torch.manual_seed(5)
+    kw = dict(num_sets=num_sets, exclude_self=exclude_self, mean=mean, bias=True, init_std=0.05)
+    m = bg.MinibatchDiscrimination(9, 7, 4, **kw).to(dtype)
+    x = 3 * torch.randn(60, 9, dtype=dtype)
+    m.init_from_batch(x)
+    M = (x.double() @ m.T.detach().double().view(9, -1)).view(60, 7, 4)
+    rtol = 1e-12 if dtype == torch.float64 else 2e-6  # T is rescaled in float64, then rounded to dtype
+    # Nearest other sample of the set at L1 distance 2 on average, for every kernel.
+    torch.testing.assert_close(_half_mean_min_l1(M, num_sets), torch.ones(7, dtype=torch.float64), rtol=rtol, atol=0)
+    # The bias centres the features as the module computes them (its num_sets / exclude_self / mean).
+    o = pairwise_l1_features_reference(M, num_sets, exclude_self, mean)
+    atol = 1e-12 if dtype == torch.float64 else 1e-5
+    zeros = torch.zeros(7, dtype=torch.float64)
+    torch.testing.assert_close((o + m.bias.detach().double()).mean(0), zeros, rtol=0, atol=atol)
+    torch.testing.assert_close(m(x)[:, 9:].mean(0), zeros.to(dtype), rtol=0, atol=atol)
+
+
+def test_module_init_from_batch_without_bias_and_independent_of_init_std():
+    x = torch.randn(30, 6, dtype=torch.float64)
+    outs = []
+    for std in (1.0, 0.05):
+        torch.manual_seed(6)  # the same draws, scaled by std
+        m = bg.MinibatchDiscrimination(6, 4, 3, init_std=std).double()
+        m.init_from_batch(x)
+        assert m.bias is None
+        outs.append(m(x))
+    # T is drawn in float32 (then converted): the two draws differ by float32 rounding only.
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-6)
+
+
+def test_module_init_from_batch_split_populations():
+    torch.manual_seed(7)
+    m = bg.MinibatchDiscrimination(5, 3, 2, mean=True, bias=True, init_std=0.05, num_populations=2).double()
+    x = torch.randn(16, 5, dtype=torch.float64)
+    split = torch.tensor([0, 1] * 8)
+    with pytest.raises(ValueError, match="split"):
+        m.init_from_batch(x)
+    m.init_from_batch(x, split)
+    M = (x @ m.T.detach().view(5, -1)).view(16, 3, 2)
+    torch.testing.assert_close(_half_mean_min_l1(M, 1), torch.ones(3, dtype=torch.float64), rtol=1e-12, atol=0)
+    o = pairwise_l1_features_reference(M, mean=True, split=split).flatten(1)  # population-major, as the bias
+    torch.testing.assert_close((o + m.bias.detach()).mean(0), torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_module_init_from_batch_bad_input():
+    m = bg.MinibatchDiscrimination(5, 3, 2, bias=True, init_std=0.05)
+    T0, b0 = m.T.detach().clone(), m.bias.detach().clone()
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 5\), got \(4, 6\)"):
+        m.init_from_batch(torch.randn(4, 6))
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 5\)"):
+        m.init_from_batch(torch.randn(4, 5, 1))
+    with pytest.raises(ValueError, match="x: the data-dependent init needs at least 2 samples per set"):
+        m.init_from_batch(torch.randn(1, 5))  # no other sample
+    with pytest.raises(ValueError, match="at least 2 samples per set"):
+        m.init_from_batch(torch.randn(0, 5))
+    with pytest.raises(ValueError, match="split: pass population labels exactly when"):
+        m.init_from_batch(torch.randn(4, 5), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"x: kernels \[0, 1, 2\] have a mean nearest-neighbour L1 distance of 0"):
+        m.init_from_batch(torch.ones(6, 5))  # all samples coincide
+    with pytest.raises(ValueError, match=r"x: kernels \[.*\] .* non-finite"):
+        m.init_from_batch(torch.full((6, 5), float("nan")))
+    sets_of_one = bg.MinibatchDiscrimination(5, 3, 2, num_sets=4)
+    with pytest.raises(ValueError, match=r"at least 2 samples per set .* batch of 4 in num_sets=4 sets"):
+        sets_of_one.init_from_batch(torch.randn(4, 5))
+    with pytest.raises(ValueError, match="num_sets: the batch of 6 samples does not split into 4 sets"):
+        sets_of_one.init_from_batch(torch.randn(6, 5))
+    # A failed init leaves the parameters untouched.
+    assert torch.equal(m.T.detach(), T0) and torch.equal(m.bias.detach(), b0)
+
+
 def test_module_split_populations():
     m = bg.MinibatchDiscrimination(5, 3, 2, mean=True, num_populations=2)
     x = torch.randn(8, 5)
