@@ -128,6 +128,7 @@ def train_run(
             report(trainer.step - start)
     metrics = trainer.evaluate()
     if keep_samples:
+        os.makedirs(os.path.dirname(os.path.abspath(run.result_path)), exist_ok=True)
         torch.save(trainer.sample(run.config.eval_samples), samples_path(run))
     record = dict(
         dataset=run.config.dataset,
