@@ -20,7 +20,16 @@ from batchgan_ext.train.results import aggregate, clears_null_rows, format_table
 from batchgan_ext.train.sweep import plan_runs, run_sweep, train_run
 
 TINY = dict(
-    steps=4, n_disc=2, batch_size=16, set_size=4, hidden=16, g_layers=2, d_layers=2, eval_samples=200, log_every=1
+    steps=4,
+    n_disc=2,
+    batch_size=16,
+    set_size=4,
+    minibatch_set_size=8,
+    hidden=16,
+    g_layers=2,
+    d_layers=2,
+    eval_samples=200,
+    log_every=1,
 )
 
 
@@ -382,6 +391,7 @@ def test_checkpoint_from_another_config_is_rejected(tmp_path):
         (dict(beta1=1.0), "beta1"),
         (dict(g_layers=True), "g_layers"),
         (dict(method="mbstd", batch_size=18, mbstd_group_size=4), "mbstd_group_size"),
+        (dict(method="minibatch", batch_size=96, minibatch_set_size=64), "minibatch_set_size"),
     ],
 )
 def test_bad_config(kwargs, message):
@@ -396,6 +406,7 @@ def test_bad_config(kwargs, message):
 def tiny_cli_args(out, *extra, method="mbgan", steps=3):
     """Command-line arguments of a run on ring8 as small as TINY's."""
     tiny = "--dataset ring8 --n-disc 2 --hidden 16 --g-layers 2 --d-layers 2 --batch-size 16 --set-size 4"
+    tiny += " --minibatch-set-size 8"
     tiny += " --eval-samples 100"
     return [*tiny.split(), "--method", method, "--steps", str(steps), "--no-progress", "--out", str(out), *extra]
 

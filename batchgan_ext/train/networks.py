@@ -11,7 +11,9 @@ Discriminators by method:
   mixup      the same network (mixup changes the data D sees, not D)
   pacgan     body on `packing` samples concatenated (PacGAN, Lin et al. 2018) -> one logit per pack
   minibatch  body -> MinibatchDiscrimination configured as improved-gan's MinibatchLayer (T ~ N(0,
-             0.05), learned bias, rescaled from the first batch: `init_discriminator`) -> Linear
+             0.05), learned bias, rescaled from the first batch: `init_discriminator`; each sample
+             compared with the others of its set of `minibatch_num_sets`, since its O(N^2) cost over
+             a whole batch of 256 would make it 7x the other methods' step) -> Linear
   mbstd      body -> MinibatchStdDev (groups of 4, Karras et al. 2018) -> Linear
   bgan/mbgan the standard network through make_equivariant(reduce=None): EquivariantLinear layers
              (eq. 12) over sets of `set_size` samples, one logit per sample; the loss reduces them
@@ -74,8 +76,9 @@ def make_discriminator(
     layers: int = 3,
     set_size: int = 32,
     packing: int = 4,
-    minibatch_features: int = 100,
+    minibatch_features: int = 32,
     minibatch_kernel_dims: int = 5,
+    minibatch_num_sets: int = 1,
     mbstd_group_size: int = 4,
 ) -> nn.Module:
     if method in ("standard", "mixup"):
@@ -86,7 +89,12 @@ def make_discriminator(
         return nn.Sequential(
             *_body(in_features, hidden, layers),
             MinibatchDiscrimination(
-                hidden, minibatch_features, minibatch_kernel_dims, bias=True, init_std=MINIBATCH_INIT_STD
+                hidden,
+                minibatch_features,
+                minibatch_kernel_dims,
+                num_sets=minibatch_num_sets,
+                bias=True,
+                init_std=MINIBATCH_INIT_STD,
             ),
             nn.Linear(hidden + minibatch_features, 1),
         )
