@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job (README's first command): set up .venv and build batchgan_ext, run the kernel
 # benchmarks (quick mode; `python benchmarks/run_all.py` for the full tables), then the 2D
-# mode-dropping demo: standard, minibatch, bgan and mbgan on grid25 and ring8 with the same
-# budget and seed. Tables are printed; JSON goes to benchmarks/results/, plots and metrics to
-# outputs/demo/.
+# mode-dropping demo: every method on grid25 and ring8 with the same budget and one seed, two runs
+# at a time, with the null rows (a preview of the README's results table, which comes from
+# `python -m batchgan_ext.train.sweep --preset results`). Tables are printed; JSON goes to
+# benchmarks/results/, plots and metrics to outputs/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/setup_env.sh
