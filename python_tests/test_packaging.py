@@ -166,8 +166,19 @@ def test_install_requires_torch_and_numpy_only_and_the_extras_name_the_rest():
     assert {"pytest", "hypothesis", "batchgan_ext[train]"} <= set(extras["test"])
 
 
-def test_console_script_points_at_the_cli():
+def test_console_scripts_point_at_the_training_layers_commands():
     import importlib
 
-    module, _, function = _pyproject()["project"]["scripts"]["batchgan-train"].partition(":")
-    assert getattr(importlib.import_module(module), function) is batchgan_ext.train.cli.main
+    import batchgan_ext.train.report
+    import batchgan_ext.train.sweep
+
+    scripts = _pyproject()["project"]["scripts"]
+    expected = {
+        "batchgan-train": batchgan_ext.train.cli.main,
+        "batchgan-sweep": batchgan_ext.train.sweep.main,
+        "batchgan-report": batchgan_ext.train.report.main,
+    }
+    assert set(scripts) == set(expected)
+    for name, target in expected.items():
+        module, _, function = scripts[name].partition(":")
+        assert getattr(importlib.import_module(module), function) is target

@@ -510,7 +510,7 @@ def test_report_prints_the_table_with_null_rows_and_updates_the_readme(tmp_path,
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "| ring8 | null-uniform |" in text and "| ring8 | bgan | 2 |" in text
-    assert "python -m batchgan_ext.train.report" in text
+    assert "batchgan-report" in text
     assert "null-gaussian" in capsys.readouterr().out
 
 

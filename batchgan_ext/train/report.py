@@ -1,8 +1,8 @@
 """The table of a sweep's results folder, with the null rows, mean +- standard error over seeds:
 
-    python -m batchgan_ext.train.report results/2d                   # print the table
-    python -m batchgan_ext.train.report results/2d --readme README.md # and replace the README's table
-    python -m batchgan_ext.train.report results/2d-gamma --plot gamma.png   # + loss curves per gamma
+    batchgan-report results/2d                   # print the table
+    batchgan-report results/2d --readme README.md # and replace the README's table
+    batchgan-report results/2d-gamma --plot gamma.png   # + loss curves per gamma
 
 The README's table sits between the lines `<!-- results:<name>:begin -->` and
 `<!-- results:<name>:end -->`, <name> being the folder's name; the report refuses a folder whose
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             name = os.path.basename(os.path.normpath(args.folder))
             with open(args.readme) as f:
                 text = f.read()
-            command = f"python -m batchgan_ext.train.report {args.folder} --readme {args.readme}"
+            command = f"batchgan-report {args.folder} --readme {args.readme}"
             text = replace_block(text, name, f"{table}\n\nRegenerated from the result files by `{command}`.")
             with open(args.readme, "w") as f:
                 f.write(text)

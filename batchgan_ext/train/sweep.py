@@ -9,7 +9,7 @@ Each finished run writes <out>/<dataset>/<method>[-gamma<g>]/seed<k>.json (its m
 wall time and a thinned loss history); runs whose file exists are skipped, and a run in progress
 checkpoints to <out>/checkpoints/ every --checkpoint-every steps, so a sweep killed at any point
 (or spread over several sessions) continues where it stopped when started again with the same
-arguments. `python -m batchgan_ext.train.report <out>` prints the table.
+arguments. `batchgan-report <out>` (python -m batchgan_ext.train.report) prints the table.
 """
 
 import argparse
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     trained = run_sweep(runs, jobs=args.jobs, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
     print(f"trained {len(trained)} runs, {len(runs) - len(trained)} already done; results under {args.out}")
-    print(f"table: python -m batchgan_ext.train.report {args.out}")
+    print(f"table: batchgan-report {args.out}")
     return 0
 
 
