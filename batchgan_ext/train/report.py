@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from .networks import METHODS
 from .results import aggregate, format_table, load_records, null_records
 
 __all__ = ["main", "render"]
@@ -44,6 +45,11 @@ def render(folder: str, markdown: bool = False) -> tuple[str, list[dict]]:
     shared = _shared_config(records)
     by_gamma = len({r.get("gamma") for r in records if r["method"] in ("bgan", "mbgan")}) > 1
     keys = ("dataset", "method", "gamma") if by_gamma else ("dataset", "method")
+    # The methods in the trainer's order (baselines first), whatever order the files were found in.
+    order = {method: index for index, method in enumerate(METHODS)}
+    records = sorted(
+        records, key=lambda r: (r["dataset"], order.get(r["method"], len(order)), r.get("gamma") or 0.0, r["seed"])
+    )
     rows = aggregate(records, keys)
     nulls = []
     for dataset in shared:
