@@ -222,8 +222,9 @@ def _metrics_without_wall_time(out):
 
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
-    for method in metrics.values():
-        method.pop("wall_seconds")
+    for run in metrics["runs"]:
+        run.pop("wall_seconds")
+    metrics.pop("table")  # holds the mean wall time
     return metrics
 
 

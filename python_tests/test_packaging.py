@@ -93,7 +93,7 @@ def test_ops_and_modules_work_without_the_training_extras():
     _run(_WORKLOAD, block=EXTRA_MODULES)
 
 
-_TINY = "dict(steps=2, n_disc=1, batch_size=16, set_size=4, hidden=8, layers=2, eval_samples=50)"
+_TINY = "dict(steps=2, n_disc=1, batch_size=16, set_size=4, hidden=8, g_layers=2, d_layers=2, eval_samples=50)"
 
 
 def test_training_without_tqdm_needs_progress_off_and_says_which_extra():
