@@ -255,7 +255,7 @@ def test_pacgan_discriminator_sees_packs_of_the_datasets_degree():
         trainer = Trainer(TrainConfig(method="pacgan", dataset=dataset, **TINY))
         real = trainer._real()
         assert real.shape == (16 * packing, 2)  # PacGAN draws `packing` times the batch
-        assert trainer.discriminator.inner[0].in_features == 2 * packing
+        assert trainer.discriminator[1].in_features == 2 * packing
         assert trainer._logits(real).shape == (16,)
     trainer = Trainer(TrainConfig(method="pacgan", dataset="ring8", packing=3, **TINY))
     assert trainer.packing == 3 and trainer._real().shape == (48, 2)
@@ -264,7 +264,7 @@ def test_pacgan_discriminator_sees_packs_of_the_datasets_degree():
 def test_pacgan_logit_of_a_pack_is_the_inner_network_on_the_concatenated_samples():
     trainer = Trainer(TrainConfig(method="pacgan", dataset="grid25", **TINY))
     x = torch.randn(8, 2)
-    expected = trainer.discriminator.inner(torch.cat([x[0:4].reshape(1, 8), x[4:8].reshape(1, 8)]))
+    expected = trainer.discriminator[1:](torch.cat([x[0:4].reshape(1, 8), x[4:8].reshape(1, 8)]))
     torch.testing.assert_close(trainer.discriminator(x), expected)
 
 

@@ -23,7 +23,7 @@ Discriminators by method:
 import torch
 from torch import nn
 
-from .. import MinibatchDiscrimination, MinibatchStdDev, make_equivariant, pack
+from .. import MinibatchDiscrimination, MinibatchStdDev, Pack, make_equivariant
 
 __all__ = ["make_generator", "make_discriminator", "init_discriminator", "METHODS", "MIXED_METHODS"]
 
@@ -57,18 +57,6 @@ def make_generator(
     return nn.Sequential(*modules)
 
 
-class Packed(nn.Module):
-    """PacGAN's discriminator: `packing` consecutive samples concatenated, then the inner network."""
-
-    def __init__(self, inner: nn.Module, packing: int):
-        super().__init__()
-        self.inner = inner
-        self.packing = packing
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(pack(x, self.packing))
-
-
 def make_discriminator(
     method: str,
     in_features: int = 2,
@@ -84,7 +72,7 @@ def make_discriminator(
     if method in ("standard", "mixup"):
         return nn.Sequential(*_body(in_features, hidden, layers), nn.Linear(hidden, 1))
     if method == "pacgan":
-        return Packed(nn.Sequential(*_body(in_features * packing, hidden, layers), nn.Linear(hidden, 1)), packing)
+        return nn.Sequential(Pack(packing), *_body(in_features * packing, hidden, layers), nn.Linear(hidden, 1))
     if method == "minibatch":
         return nn.Sequential(
             *_body(in_features, hidden, layers),
