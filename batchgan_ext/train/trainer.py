@@ -282,6 +282,17 @@ class Trainer:
             return cfg.lr
         return cfg.lr * max(remaining, 0) / decay_steps
 
+    def discriminator_step(self) -> torch.Tensor:
+        """One discriminator update on a fresh real batch and a fresh fake batch (G not updated)."""
+        real = self._real()
+        with torch.no_grad():
+            fake = self.generator(self._noise(self.samples_per_step))
+        loss_d = self.discriminator_loss(real, fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        return loss_d.detach()
+
     def train_step(self) -> dict[str, float]:
         """n_disc discriminator steps, then one generator step."""
         cfg = self.config
@@ -289,17 +300,10 @@ class Trainer:
         for optimizer in (self.opt_d, self.opt_g):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        n = self.samples_per_step
         for _ in range(cfg.n_disc):
-            real = self._real()
-            with torch.no_grad():
-                fake = self.generator(self._noise(n))
-            loss_d = self.discriminator_loss(real, fake)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+            loss_d = self.discriminator_step()
         real = self._real()
-        fake = self.generator(self._noise(n))
+        fake = self.generator(self._noise(self.samples_per_step))
         loss_g = self.generator_loss(real, fake)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()

@@ -49,15 +49,8 @@ def main() -> None:
         if trainer.step % 50 == 0:
             print(f"  step {trainer.step:5d}  loss_d {losses['loss_d']:.4f}  loss_g {losses['loss_g']:.4f}")
     print("alone: the generator frozen, the discriminator trained on fresh packs")
-    n = trainer.samples_per_step
     for step in range(args.alone_steps + 1):
-        real = trainer._real()
-        with torch.no_grad():
-            fake = trainer.generator(trainer._noise(n))
-        loss = trainer.discriminator_loss(real, fake)
-        trainer.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.opt_d.step()
+        loss = trainer.discriminator_step()
         if step % 100 == 0:
             print(f"  step {step:5d}  loss_d {loss.item():.4f}")
 
