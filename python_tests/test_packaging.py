@@ -1,5 +1,5 @@
-"""Packaging: the ops and modules need torch and numpy only (the training layer's matplotlib and tqdm are an extra
-whose absence is a clear error), and the version and metadata have one source."""
+"""Packaging: the ops and modules need torch and numpy only (the training layer's matplotlib, tqdm, scikit-learn
+and scipy are an extra whose absence is a clear error), and the version and metadata have one source."""
 
 import os
 import re
@@ -15,7 +15,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXTRA_MODULES = ("matplotlib", "tqdm")
+EXTRA_MODULES = ("matplotlib", "tqdm", "sklearn", "scipy")
 INSTALL_HINT = "pip install 'batchgan_ext[train]'"
 
 # Every public name of batchgan_ext, used the way a discriminator does (forward and backward).
@@ -169,6 +169,7 @@ def test_install_requires_torch_and_numpy_only_and_the_extras_name_the_rest():
 def test_console_scripts_point_at_the_training_layers_commands():
     import importlib
 
+    import batchgan_ext.train.cli
     import batchgan_ext.train.report
     import batchgan_ext.train.sweep
 
