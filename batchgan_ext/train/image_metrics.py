@@ -1,0 +1,155 @@
+"""Mode coverage and a Fréchet distance for the digits datasets, offline (VEEGAN's and PacGAN's stacked-MNIST
+protocol, Table 2 of PacGAN, with the package's digit classifier in place of their MNIST classifier).
+
+  modes_covered   modes (class tuples, one class per channel) that receive at least one of the n samples
+  reverse_kl      KL(p_gen || uniform) of the generated mode histogram, in nats (PacGAN's "KL"; the 2D
+                  metrics' name for the same quantity)
+  frechet_distance FID's formula, ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), on the classifier's
+                  penultimate features (the channels' features concatenated), against real samples
+                  of the training split
+
+Null rows (`IMAGE_NULL_GENERATORS`): what a generator with no model of the data scores on the same metrics.
+  null-noise  uniform noise in [-1, 1]
+  null-blend  every channel the average of two random training digits (digit-like strokes, no digit)
+"""
+
+import numpy as np
+import torch
+
+from ._extras import require
+from .digit_classifier import DigitClassifier
+from .image_datasets import DigitImages
+
+__all__ = [
+    "IMAGE_NULL_GENERATORS",
+    "channel_classes",
+    "channel_features",
+    "frechet_distance",
+    "image_mode_metrics",
+    "image_null_samples",
+]
+
+IMAGE_NULL_GENERATORS = ("null-noise", "null-blend")
+EVAL_BATCH = 1024
+
+
+def _check_images(samples: torch.Tensor, dataset: DigitImages, name: str = "samples") -> None:
+    if not isinstance(samples, torch.Tensor) or not samples.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor of images, got {type(samples).__name__}")
+    if samples.dim() != 4 or tuple(samples.shape[1:]) != dataset.shape:
+        raise ValueError(
+            f"{name}: expected shape (N, {', '.join(map(str, dataset.shape))}), got {tuple(samples.shape)}"
+        )
+    if samples.shape[0] < 2:
+        raise ValueError(f"{name}: expected at least 2 samples, got {samples.shape[0]}")
+    if not torch.isfinite(samples).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+
+
+@torch.no_grad()
+def _per_channel(classifier: DigitClassifier, samples: torch.Tensor, fn) -> torch.Tensor:
+    n, channels = samples.shape[:2]
+    flat = samples.detach().float().cpu().reshape(n * channels, 1, *samples.shape[2:])
+    out = torch.cat([fn(flat[i : i + EVAL_BATCH]) for i in range(0, flat.shape[0], EVAL_BATCH)])
+    return out.reshape(n, channels, *out.shape[1:])
+
+
+def channel_classes(classifier: DigitClassifier, samples: torch.Tensor) -> torch.Tensor:
+    """(N, C) the class of every channel."""
+    return _per_channel(classifier, samples, lambda x: classifier(x).argmax(1))
+
+
+def channel_features(classifier: DigitClassifier, samples: torch.Tensor) -> torch.Tensor:
+    """(N, C * 128) the classifier's penultimate features of the channels, concatenated."""
+    return _per_channel(classifier, samples, classifier.features).flatten(1)
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """FID's formula between two feature sets (rows are samples), in float64.
+
+    Tr((S_a S_b)^(1/2)) is taken as the sum of the square roots of the eigenvalues of the symmetric
+    S_a^(1/2) S_b S_a^(1/2) (the same eigenvalues), with scipy's eigh: ReLU features have dead units,
+    so the covariances are singular, where sqrtm of the non-symmetric product warns and loses accuracy.
+    """
+    linalg = require("scipy.linalg", "the Fréchet distance (symmetric eigendecompositions)")
+    a = features_a.double().numpy()
+    b = features_b.double().numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    w, v = linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    trace_root = np.sqrt(np.clip(linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root)
+
+
+def image_mode_metrics(
+    samples: torch.Tensor,
+    dataset: DigitImages,
+    classifier: DigitClassifier,
+    reference: torch.Tensor | None = None,
+    seed: int = 12345,
+) -> dict:
+    """Coverage, KL to uniform and Fréchet distance of `samples` (N, C, 32, 32). `reference`: the real
+    samples of the Fréchet distance (default: N samples of `dataset` drawn with `seed`)."""
+    _check_images(samples, dataset)
+    if reference is None:
+        reference = dataset.sample(samples.shape[0], torch.Generator().manual_seed(seed))
+    _check_images(reference, dataset, "reference")
+    classes = channel_classes(classifier, samples)
+    modes = torch.zeros(samples.shape[0], dtype=torch.int64)
+    for channel in range(classes.shape[1]):
+        modes = modes * 10 + classes[:, channel]
+    counts = torch.bincount(modes, minlength=dataset.num_modes).double()
+    p = counts / counts.sum()
+    seen = p > 0
+    kl = float((p[seen] * torch.log(p[seen] * dataset.num_modes)).sum())
+    fd = frechet_distance(channel_features(classifier, samples), channel_features(classifier, reference))
+    return {
+        "num_samples": int(samples.shape[0]),
+        "num_modes": dataset.num_modes,
+        "modes_covered": int(seen.sum()),
+        "reverse_kl": kl,
+        "frechet_distance": fd,
+    }
+
+
+def image_null_samples(name: str, dataset: DigitImages, n: int, seed: int = 0) -> torch.Tensor:
+    """n samples of a null generator (see the module docstring)."""
+    generator = torch.Generator().manual_seed(seed)
+    if name == "null-noise":
+        return torch.rand((n, *dataset.shape), generator=generator) * 2 - 1
+    if name == "null-blend":
+        return 0.5 * (dataset.sample(n, generator) + dataset.sample(n, generator))
+    raise ValueError(f"name: expected one of {IMAGE_NULL_GENERATORS}, got {name!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Prints the reference rows of a dataset: real samples of both splits and the null generators."""
+    import argparse
+
+    from .digit_classifier import load_digit_classifier
+    from .image_datasets import IMAGE_DATASETS, make_image_dataset
+
+    p = argparse.ArgumentParser(prog="python -m batchgan_ext.train.image_metrics", description=main.__doc__)
+    p.add_argument("--dataset", default="stacked-digits", choices=sorted(IMAGE_DATASETS))
+    p.add_argument("--samples", type=int, default=26000, help="samples per row (PacGAN's Table 2: 26,000)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    classifier = load_digit_classifier()
+    dataset = make_image_dataset(args.dataset)
+    rows = {
+        "real, training split": dataset.sample(args.samples, torch.Generator().manual_seed(1)),
+        "real, held-out split": make_image_dataset(args.dataset, "test").sample(
+            args.samples, torch.Generator().manual_seed(1)
+        ),
+    }
+    rows.update({name: image_null_samples(name, dataset, args.samples) for name in IMAGE_NULL_GENERATORS})
+    print(f"{args.dataset}, {args.samples} samples per row")
+    print("| samples | modes covered | reverse KL | Fréchet distance |\n|---|---|---|---|")
+    for name, samples in rows.items():
+        m = image_mode_metrics(samples, dataset, classifier)
+        print(f"| {name} | {m['modes_covered']} | {m['reverse_kl']:.3f} | {m['frechet_distance']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
