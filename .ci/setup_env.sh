@@ -39,8 +39,9 @@ fi
 SDIST="$(ls "$REPO_ROOT"/dist/batchgan_ext-*.tar.gz)"
 BUILD_LOG="$VENV/batchgan_build.log"
 # With the extras the tests and the main job need: train (matplotlib, tqdm, scikit-learn, scipy), test (pytest,
-# hypothesis); torch and numpy are installed above and satisfy the package's own requirements. --no-cache-dir: pip's wheel cache keys a
-# file:// sdist by name and version, so a changed tree of the same version would install the stale cached wheel.
+# hypothesis); torch and numpy are installed above and satisfy the package's own requirements. --no-cache-dir:
+# pip's wheel cache keys a file:// sdist by name and version, so a changed tree of the same version would install
+# the stale cached wheel.
 if ! "$PY" -m pip install -v --no-cache-dir --no-build-isolation "batchgan_ext[train,test] @ file://$SDIST" \
   > "$BUILD_LOG" 2>&1; then
   tail -n 150 "$BUILD_LOG"

@@ -88,14 +88,22 @@ def image_mode_metrics(
     classifier: DigitClassifier,
     reference: torch.Tensor | None = None,
     seed: int = 12345,
+    reference_features: torch.Tensor | None = None,
 ) -> dict:
-    """Coverage, KL to uniform and Fréchet distance of `samples` (N, C, 32, 32). `reference`: the real
-    samples of the Fréchet distance (default: N samples of `dataset` drawn with `seed`)."""
+    """Coverage, reverse KL and Fréchet distance of `samples` (N, C, 32, 32). The Fréchet distance is
+    taken against `reference_features` (``channel_features`` of real images, computed once when
+    several generators are scored), else the features of `reference` (real images), else of N samples
+    of `dataset` drawn with `seed`."""
     _check_images(samples, dataset)
-    if reference is None:
-        reference = dataset.sample(samples.shape[0], torch.Generator().manual_seed(seed))
-    _check_images(reference, dataset, "reference")
-    classes = channel_classes(classifier, samples)
+    if reference_features is None:
+        if reference is None:
+            reference = dataset.sample(samples.shape[0], torch.Generator().manual_seed(seed))
+        _check_images(reference, dataset, "reference")
+        reference_features = channel_features(classifier, reference)
+    # one pass of the classifier body: the classes come from the same features as the distance
+    features = _per_channel(classifier, samples, classifier.features)  # (N, C, 128)
+    with torch.no_grad():
+        classes = classifier.head(features).argmax(-1)
     modes = torch.zeros(samples.shape[0], dtype=torch.int64)
     for channel in range(classes.shape[1]):
         modes = modes * 10 + classes[:, channel]
@@ -103,7 +111,7 @@ def image_mode_metrics(
     p = counts / counts.sum()
     seen = p > 0
     kl = float((p[seen] * torch.log(p[seen] * dataset.num_modes)).sum())
-    fd = frechet_distance(channel_features(classifier, samples), channel_features(classifier, reference))
+    fd = frechet_distance(features.flatten(1), reference_features)
     return {
         "num_samples": int(samples.shape[0]),
         "num_modes": dataset.num_modes,
@@ -144,10 +152,11 @@ def main(argv: list[str] | None = None) -> None:
         ),
     }
     rows.update({name: image_null_samples(name, dataset, args.samples) for name in IMAGE_NULL_GENERATORS})
+    reference = channel_features(classifier, dataset.sample(args.samples, torch.Generator().manual_seed(12345)))
     print(f"{args.dataset}, {args.samples} samples per row")
     print("| samples | modes covered | reverse KL | Fréchet distance |\n|---|---|---|---|")
     for name, samples in rows.items():
-        m = image_mode_metrics(samples, dataset, classifier)
+        m = image_mode_metrics(samples, dataset, classifier, reference_features=reference)
         print(f"| {name} | {m['modes_covered']} | {m['reverse_kl']:.3f} | {m['frechet_distance']:.1f} |")
 
 
