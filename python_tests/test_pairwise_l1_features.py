@@ -441,7 +441,7 @@ def test_module_init_from_batch_bad_input():
     with pytest.raises(ValueError, match=r"x: kernels \[.*\] .* non-finite"):
         m.init_from_batch(torch.full((6, 5), float("nan")))
     sets_of_one = bg.MinibatchDiscrimination(5, 3, 2, num_sets=4)
-    with pytest.raises(ValueError, match=r"at least 2 samples per set .* batch of 4 in num_sets=4 sets"):
+    with pytest.raises(ValueError, match=r"at least 2 samples per set .* batch of 4 in 4 sets"):
         sets_of_one.init_from_batch(torch.randn(4, 5))
     with pytest.raises(ValueError, match="num_sets: the batch of 6 samples does not split into 4 sets"):
         sets_of_one.init_from_batch(torch.randn(6, 5))
@@ -540,3 +540,22 @@ def test_emulated_pairwise_matches_cpu(emulated, dtype, n, b, c, num_sets, with_
 def test_emulated_pairwise_rejects_bad_input_like_cpu(emulated):
     with pytest.raises(RuntimeError, match="num_sets: the batch of 6 samples"):
         emulated.pairwise_l1_features(torch.randn(6, 2, 2), 4, True, False, None, 1)
+
+
+def test_module_set_size_follows_the_batch():
+    """set_size=S is num_sets=N/S for every batch of N (one module for batches of any multiple of S)."""
+    by_size = bg.MinibatchDiscrimination(5, 3, 2, mean=True, set_size=4)
+    for n in (4, 8, 12):
+        by_count = bg.MinibatchDiscrimination(5, 3, 2, mean=True, num_sets=n // 4)
+        by_count.T.data.copy_(by_size.T)
+        x = torch.randn(n, 5)
+        torch.testing.assert_close(by_size(x), by_count(x))
+    assert "set_size=4" in repr(by_size) and "num_sets" not in repr(by_size)
+    with pytest.raises(ValueError, match="set_size: the batch of 6 samples does not split into sets of 4"):
+        by_size(torch.randn(6, 5))
+    with pytest.raises(ValueError, match="set_size: the batch of 6 samples does not split into sets of 4"):
+        by_size.init_from_batch(torch.randn(6, 5))
+    with pytest.raises(ValueError, match="set_size, num_sets: give at most one of them"):
+        bg.MinibatchDiscrimination(5, 3, 2, num_sets=2, set_size=4)
+    with pytest.raises(ValueError, match="set_size"):
+        bg.MinibatchDiscrimination(5, 3, 2, set_size=0)

@@ -24,6 +24,8 @@ class MinibatchDiscrimination(nn.Module):
 
     - ``mean``, ``exclude_self``, ``num_sets``: as in :func:`pairwise_l1_features` (defaults give
       the gist's and torchgan's ``sum - 1``).
+    - ``set_size``: instead of ``num_sets``, sets of this many samples (the set count then follows
+      the batch: N / set_size), so that one module serves batches of any multiple of it.
     - ``bias``: improved-gan's learned per-feature offset ``b`` (initialised to -1 as there),
       added to o.
     - ``num_populations``: with ``split`` labels passed to forward, one feature per population
@@ -52,6 +54,7 @@ class MinibatchDiscrimination(nn.Module):
         bias: bool = False,
         num_populations: int | None = None,
         init_std: float = 1.0,
+        set_size: int | None = None,
     ):
         super().__init__()
         self.in_features = check_int(in_features, "in_features")
@@ -60,6 +63,9 @@ class MinibatchDiscrimination(nn.Module):
         self.mean = check_bool(mean, "mean")
         self.exclude_self = check_bool(exclude_self, "exclude_self")
         self.num_sets = check_int(num_sets, "num_sets")
+        self.set_size = check_optional_int(set_size, "set_size")
+        if self.set_size is not None and self.num_sets != 1:
+            raise ValueError("set_size, num_sets: give at most one of them (samples per set, or number of sets)")
         bias = check_bool(bias, "bias")
         self.num_populations = check_optional_int(num_populations, "num_populations")
         init_std = check_real(init_std, "init_std")
@@ -86,10 +92,20 @@ class MinibatchDiscrimination(nn.Module):
         if (split is None) != (self.num_populations is None):
             raise ValueError("split: pass population labels exactly when the module was built with num_populations")
 
+    def _num_sets_for(self, n: int) -> int:
+        if self.set_size is None:
+            if n % self.num_sets != 0:
+                raise ValueError(f"num_sets: the batch of {n} samples does not split into {self.num_sets} sets")
+            return self.num_sets
+        if n == 0 or n % self.set_size != 0:
+            raise ValueError(f"set_size: the batch of {n} samples does not split into sets of {self.set_size}")
+        return n // self.set_size
+
     def _features(self, x: torch.Tensor, split: torch.Tensor | None) -> torch.Tensor:
         """o before the bias, (N, out_features * (num_populations or 1))."""
         M = (x @ self.T.view(self.in_features, -1)).view(x.shape[0], self.out_features, self.kernel_dims)
-        o = pairwise_l1_features(M, self.num_sets, self.exclude_self, self.mean, split, self.num_populations)
+        num_sets = self.num_sets if self.set_size is None else self._num_sets_for(x.shape[0])
+        o = pairwise_l1_features(M, num_sets, self.exclude_self, self.mean, split, self.num_populations)
         return o.flatten(1)
 
     def forward(self, x: torch.Tensor, split: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,15 +140,14 @@ class MinibatchDiscrimination(nn.Module):
         """
         self._check_input(x, split)
         n, k = x.shape[0], self.out_features
-        if n % self.num_sets != 0:
-            raise ValueError(f"num_sets: the batch of {n} samples does not split into {self.num_sets} sets")
-        set_size = n // self.num_sets
+        num_sets = self._num_sets_for(n)
+        set_size = n // num_sets
         if set_size < 2:
             raise ValueError(
                 f"x: the data-dependent init needs at least 2 samples per set (a nearest other sample), got a batch "
-                f"of {n} in num_sets={self.num_sets} sets"
+                f"of {n} in {num_sets} sets"
             )
-        M = (x.double() @ self.T.double().view(self.in_features, -1)).view(self.num_sets, set_size, k, -1)
+        M = (x.double() @ self.T.double().view(self.in_features, -1)).view(num_sets, set_size, k, -1)
         half_mean_min = torch.empty(k, dtype=torch.float64, device=x.device)
         for b in range(k):  # one kernel at a time: (num_sets, set_size, set_size) distances, not B times that
             dist = torch.cdist(M[:, :, b], M[:, :, b], p=1)
@@ -152,8 +167,9 @@ class MinibatchDiscrimination(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, kernel_dims={self.kernel_dims}, "
-            f"mean={self.mean}, exclude_self={self.exclude_self}, num_sets={self.num_sets}, "
-            f"bias={self.bias is not None}, num_populations={self.num_populations}"
+            f"mean={self.mean}, exclude_self={self.exclude_self}, "
+            + (f"set_size={self.set_size}, " if self.set_size is not None else f"num_sets={self.num_sets}, ")
+            + f"bias={self.bias is not None}, num_populations={self.num_populations}"
             + (f", init_std={self.init_std}" if self.init_std != 1.0 else "")
         )
 
