@@ -26,7 +26,7 @@ except ImportError as _error:  # pragma: no cover - exercised by running from a 
     raise
 from . import _meta_registrations  # noqa: F401  (fake kernels of every op)
 from .convert import make_equivariant
-from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean
+from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetBatchNorm, SetMean
 from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from .nn.mixing import BernoulliKLLoss, MixedBatch
 from .nn.packing import Pack, pack
@@ -58,6 +58,7 @@ __all__ = [
     "MinibatchStdDev",
     "MixedBatch",
     "Pack",
+    "SetBatchNorm",
     "SetMean",
     "batch_generator_loss",
     "bernoulli_kl_loss",

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetMean
+from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetBatchNorm, SetMean
+from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev
+from .nn.packing import Pack
 
 __all__ = ["make_equivariant"]
 
@@ -83,10 +85,51 @@ def _plain_product_layer(module):
     return cls in (nn.Conv2d, nn.Linear)
 
 
-def _convert_children(module, set_size):
+# Layers that act on each sample alone but that make_equivariant does not convert: left as they are,
+# the network would lack eq. 12's set term there, which the user did not ask for.
+_UNCONVERTED_PRODUCT_LAYERS = (
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Conv1d,
+    nn.Conv3d,
+    nn.Bilinear,
+    nn.modules.lazy.LazyModuleMixin,
+)
+# Layers whose output for one sample depends on other samples along groups that are not the sets.
+_SAMPLE_MIXING_LAYERS = (MinibatchDiscrimination, MinibatchStdDev, Pack, nn.SyncBatchNorm)
+
+
+def _check_convertible(module, path):
+    where = f"discriminator.{path}" if path else "discriminator"
+    kind = type(module).__name__
+    if isinstance(module, (EquivariantConv2d, EquivariantLinear, SetMean, SetBatchNorm)):
+        raise ValueError(f"{where}: is already converted ({kind}); pass the original discriminator to make_equivariant")
+    if isinstance(module, _SAMPLE_MIXING_LAYERS):
+        raise ValueError(
+            f"{where}: {kind} mixes samples across the batch along its own groups, not the sets of make_equivariant, "
+            "so one set's output would depend on other sets; remove it from the discriminator (the equivariant "
+            "layers already let each sample see its set)"
+        )
+    if isinstance(module, (nn.Conv2d, nn.Linear)) and not _plain_product_layer(module):
+        raise ValueError(
+            f"{where}: {kind} subclasses {'nn.Conv2d' if isinstance(module, nn.Conv2d) else 'nn.Linear'}, and "
+            "make_equivariant converts the plain layers only (a subclass's forward may differ); use the plain layer"
+        )
+    if isinstance(module, _UNCONVERTED_PRODUCT_LAYERS):
+        raise ValueError(
+            f"{where}: make_equivariant converts nn.Conv2d and nn.Linear only, and a {kind} would stay without the "
+            "set term of eq. 12; replace it with an nn.Conv2d (e.g. nn.Upsample + nn.Conv2d for a transposed "
+            "convolution) or an nn.Linear on flattened features"
+        )
+
+
+def _convert_children(module, set_size, prefix=""):
     children = list(module.named_children())
     sequential = isinstance(module, nn.Sequential)
     for i, (name, child) in enumerate(children):
+        path = f"{prefix}{name}"
+        _check_convertible(child, path)
         if _plain_product_layer(child):
             # In a Sequential, fuse a following ReLU/LeakyReLU into the layer's epilogue.
             fused = _fusable(children[i + 1][1]) if sequential and i + 1 < len(children) else None
@@ -95,8 +138,10 @@ def _convert_children(module, set_size):
                 setattr(module, children[i + 1][0], nn.Identity())
             else:
                 setattr(module, name, _convert_layer(child, set_size))
+        elif isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(module, name, SetBatchNorm(child, set_size))
         else:
-            _convert_children(child, set_size)
+            _convert_children(child, set_size, f"{path}.")
 
 
 def make_equivariant(discriminator: nn.Module, set_size: int, reduce: str | None = "mean") -> nn.Module:
@@ -119,8 +164,13 @@ def make_equivariant(discriminator: nn.Module, set_size: int, reduce: str | None
     under spectral_norm get spectral_norm on both weight and weight_gamma (spectral_norm divides
     by the largest singular value, so under it the reweighting does not change the forward).
     Inside an nn.Sequential, a ReLU or LeakyReLU right after a layer is fused into the layer's
-    epilogue (it is replaced by nn.Identity). The discriminator's own code must not mix samples
-    (e.g. BatchNorm in train mode would break the per-set invariance).
+    epilogue (it is replaced by nn.Identity). nn.BatchNorm1d/2d/3d becomes a :class:`SetBatchNorm`
+    (statistics per set, the layer's affine parameters and running buffers), so that no set's output
+    depends on another set. Layers it cannot make set-aware raise a ValueError naming the layer and
+    what to do: nn.ConvTranspose*, nn.Conv1d/3d, nn.Bilinear and lazy layers (they would stay without
+    eq. 12's set term), and layers that mix samples along their own groups (MinibatchDiscrimination,
+    MinibatchStdDev, Pack, nn.SyncBatchNorm). The discriminator's own forward code must not mix
+    samples either (e.g. ``x.mean(0)``), which no conversion can see.
     """
     if isinstance(set_size, bool) or not isinstance(set_size, int) or set_size < 1:
         raise ValueError(f"set_size: expected a positive integer, got {set_size!r}")
@@ -128,6 +178,7 @@ def make_equivariant(discriminator: nn.Module, set_size: int, reduce: str | None
         raise ValueError(f"discriminator: expected an nn.Module, got {type(discriminator).__name__}")
     if not (reduce is None or (isinstance(reduce, str) and reduce == "mean")):
         raise ValueError(f"reduce: expected 'mean' (one output per set) or None (one per sample), got {reduce!r}")
+    _check_convertible(discriminator, "")
     body = copy.deepcopy(discriminator)
     if _plain_product_layer(body):
         body = _convert_layer(body, set_size)

@@ -1,7 +1,9 @@
 """Permutation-equivariant layers: equivariant_conv2d, equivariant_linear, set_mean, their
 modules and make_equivariant (BGAN paper, section 4, eq. 10-12)."""
 
+import copy
 import math
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -993,3 +995,128 @@ def test_emulated_kernels_reject_bad_input_like_cpu(emulated):
         )
     with pytest.raises(RuntimeError, match="weight_gamma: expected the shape of weight"):
         emulated.equivariant_linear(torch.randn(4, 3), torch.randn(2, 3), torch.randn(3, 3), None, 1, "relu", 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# SetBatchNorm: what make_equivariant puts in place of nn.BatchNorm
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_set_batch_norm_is_batch_norm_of_each_set_alone(dims):
+    torch.manual_seed(11)
+    bn = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(5, momentum=0.3).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+        bn.bias.normal_()
+    reference = copy.deepcopy(bn)  # an nn.BatchNorm run on one set at a time
+    set_bn = bg.SetBatchNorm(bn, set_size=3)
+    shape = (12, 5) if dims == 1 else (12, 5, 4, 3)
+    x = torch.randn(*shape, dtype=torch.float64) * 3 + 1
+    out = set_bn(x)
+    expected = torch.cat(
+        [
+            torch.nn.functional.batch_norm(x[i : i + 3], None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+            for i in range(0, 12, 3)
+        ]
+    )
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    # Sets are independent: changing one set leaves the others' outputs as they were.
+    x2 = x.clone()
+    x2[3:6] = torch.randn_like(x2[3:6]) * 10
+    out2 = set_bn(x2)
+    torch.testing.assert_close(out2[:3], out[:3], rtol=0, atol=0)
+    torch.testing.assert_close(out2[6:], out[6:], rtol=0, atol=0)
+    # Equivariant within a set.
+    perm = torch.tensor([2, 0, 1, 3, 4, 5, 8, 6, 7, 11, 10, 9])
+    torch.testing.assert_close(set_bn(x[perm]), out[perm], rtol=1e-10, atol=1e-12)
+    # Parameters and buffers are the original layer's (one state_dict layout, shared tensors).
+    assert set_bn.weight is bn.weight and set_bn.running_mean is bn.running_mean
+    assert set(set_bn.state_dict()) == set(reference.state_dict())
+
+
+def test_set_batch_norm_running_statistics_and_eval_mode():
+    torch.manual_seed(12)
+    set_bn = bg.SetBatchNorm(nn.BatchNorm2d(4, momentum=0.25).double(), set_size=2)
+    x = torch.randn(6, 4, 3, 3, dtype=torch.float64) * 2 + 0.5
+    set_bn(x)
+    values = x.view(3, 2, 4, 9).transpose(1, 2).reshape(3, 4, 18)
+    torch.testing.assert_close(set_bn.running_mean, 0.25 * values.mean(-1).mean(0))
+    torch.testing.assert_close(set_bn.running_var, 0.75 + 0.25 * values.var(-1).mean(0))
+    assert int(set_bn.num_batches_tracked) == 1
+    # Eval mode normalises with the running statistics, sample by sample (any batch size).
+    set_bn.eval()
+    one = x[:1]
+    expected = (one - set_bn.running_mean.view(1, 4, 1, 1)) / torch.sqrt(set_bn.running_var.view(1, 4, 1, 1) + 1e-5)
+    torch.testing.assert_close(set_bn(one), expected)
+    # momentum=None: the cumulative average, as nn.BatchNorm.
+    cumulative = bg.SetBatchNorm(nn.BatchNorm1d(3, momentum=None).double(), set_size=2)
+    a, b = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    cumulative(a)
+    cumulative(b)
+    mean = lambda t: t.view(2, 2, 3).mean(1).mean(0)  # noqa: E731
+    torch.testing.assert_close(cumulative.running_mean, (mean(a) + mean(b)) / 2)
+
+
+def test_set_batch_norm_gradcheck_and_bad_input():
+    torch.manual_seed(13)
+    set_bn = bg.SetBatchNorm(nn.BatchNorm2d(2).double(), set_size=3)
+    x = torch.randn(6, 2, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w, b: set_bn(x), (x, set_bn.weight, set_bn.bias))
+    with pytest.raises(ValueError, match=r"set_size: the batch of 5 samples does not split into sets of 3"):
+        set_bn(torch.randn(5, 2, 2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x: expected a batch of shape \(N, 2, \.\.\.\)"):
+        set_bn(torch.randn(6, 3, 2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="set_size"):
+        bg.SetBatchNorm(nn.BatchNorm1d(2), 0)
+
+
+def test_make_equivariant_gives_batch_norm_per_set_statistics():
+    """A DCGAN discriminator with BatchNorm: after the conversion no set's score depends on another set."""
+    torch.manual_seed(14)
+    disc = nn.Sequential(
+        nn.Conv2d(1, 4, 4, 2, 1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(4, 8, 4, 2, 1),
+        nn.BatchNorm2d(8),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 1),
+    )
+    eq = bg.make_equivariant(disc, 4, reduce=None)
+    assert isinstance(eq[0][3], bg.SetBatchNorm) and eq[0][3].set_size == 4
+    assert isinstance(disc[3], nn.BatchNorm2d)  # the original is untouched
+    x = torch.randn(12, 1, 16, 16)
+    out = eq(x)
+    x2 = x.clone()
+    x2[4:8] += 5.0
+    out2 = eq(x2)
+    torch.testing.assert_close(out2[:4], out[:4])
+    torch.testing.assert_close(out2[8:], out[8:])
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        (
+            nn.ConvTranspose2d(4, 4, 3, padding=1),
+            r"discriminator\.1: make_equivariant converts nn\.Conv2d and nn\.Linear",
+        ),
+        (nn.Conv1d(4, 4, 1), r"discriminator\.1: .* a Conv1d would stay without the set term"),
+        (bg.MinibatchStdDev(4), r"discriminator\.1: MinibatchStdDev mixes samples across the batch"),
+        (bg.MinibatchDiscrimination(4, 2, 2), r"discriminator\.1: MinibatchDiscrimination mixes samples"),
+        (nn.SyncBatchNorm(4), r"discriminator\.1: SyncBatchNorm mixes samples"),
+        (bg.EquivariantLinear(4, 4, set_size=2), r"discriminator\.1: is already converted \(EquivariantLinear\)"),
+    ],
+)
+def test_make_equivariant_names_the_layer_it_cannot_convert(layer, message):
+    disc = nn.Sequential(nn.Linear(4, 4), layer, nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=message):
+        bg.make_equivariant(disc, 2)
+
+
+def test_make_equivariant_rejects_subclasses_of_its_layers():
+    class MyLinear(nn.Linear):
+        pass
+
+    with pytest.raises(ValueError, match=r"discriminator\.inner\.0: MyLinear subclasses nn\.Linear"):
+        bg.make_equivariant(nn.Sequential(OrderedDict(inner=nn.Sequential(MyLinear(3, 1)))), 2)

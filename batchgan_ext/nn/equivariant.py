@@ -8,7 +8,7 @@ from torch import nn
 from ..ops import equivariant_conv2d, equivariant_linear, set_mean
 from ..ops._common import ACTIVATIONS, check_bool, check_int, check_optional_int, check_real, pair
 
-__all__ = ["EquivariantConv2d", "EquivariantLinear", "SetMean"]
+__all__ = ["EquivariantConv2d", "EquivariantLinear", "SetBatchNorm", "SetMean"]
 
 
 class _SetCount:
@@ -213,3 +213,69 @@ class SetMean(nn.Module, _SetCount):
 
     def extra_repr(self) -> str:
         return self._sets_repr()
+
+
+class SetBatchNorm(nn.Module):
+    """Batch normalisation with statistics per set: what :func:`batchgan_ext.make_equivariant` puts
+    in place of a discriminator's nn.BatchNorm1d/2d/3d.
+
+    nn.BatchNorm in train mode normalises every sample by statistics of the whole batch, so one
+    set's output would depend on the other sets of the batch and the discriminator would no longer
+    be a function of each set alone (eq. 10 needs that). Here the mean and variance are taken over
+    the samples of each set of ``set_size`` (and the spatial positions), per channel: symmetric in
+    the set's samples, so the layer stays permutation-equivariant within a set and sets stay
+    independent. The affine weight and bias are the original layer's. The running statistics, used
+    in eval mode as nn.BatchNorm does, are updated with the mean over the sets of each set's mean and
+    (unbiased) variance.
+    """
+
+    def __init__(self, batch_norm: nn.modules.batchnorm._BatchNorm, set_size: int):
+        super().__init__()
+        self.set_size = check_int(set_size, "set_size")
+        self.num_features = batch_norm.num_features
+        self.eps = batch_norm.eps
+        self.momentum = batch_norm.momentum
+        self.weight = batch_norm.weight
+        self.bias = batch_norm.bias
+        self.track_running_stats = batch_norm.track_running_stats
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, getattr(batch_norm, name))
+        self.train(batch_norm.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"x: expected a batch of shape (N, {self.num_features}, ...), got shape {tuple(x.shape)}")
+        if not self.training and self.track_running_stats:
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        n, s, c = x.shape[0], self.set_size, self.num_features
+        if n == 0 or n % s != 0:
+            raise ValueError(f"set_size: the batch of {n} samples does not split into sets of {s}")
+        g, rest = n // s, x.shape[2:]
+        # (G*S, C, ...) -> (S, G*C, ...): batch_norm's statistics over dims 0 and 2.. are then per (set, channel).
+        per_set = x.reshape(g, s, c, *rest).transpose(0, 1).reshape(s, g * c, *rest)
+        y = nn.functional.batch_norm(per_set, None, None, None, None, True, 0.0, self.eps)
+        y = y.reshape(s, g, c, *rest).transpose(0, 1).reshape(x.shape)
+        if self.weight is not None:
+            shape = (1, c) + (1,) * len(rest)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(x.detach().reshape(g, s, c, -1))
+        return y
+
+    @torch.no_grad()
+    def _update_running_stats(self, x: torch.Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # cumulative moving average, as nn.BatchNorm with momentum=None
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = self.momentum
+        values = x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)  # (G, C, S * positions)
+        mean = values.mean(-1).mean(0)
+        var = values.var(-1, unbiased=values.shape[-1] > 1).mean(0)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+        self.running_var.lerp_(var.to(self.running_var.dtype), factor)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, set_size={self.set_size}, eps={self.eps}, momentum={self.momentum}"
