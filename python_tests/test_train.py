@@ -256,7 +256,7 @@ def test_pacgan_discriminator_sees_packs_of_the_datasets_degree():
         real = trainer._real()
         assert real.shape == (16 * packing, 2)  # PacGAN draws `packing` times the batch
         assert trainer.discriminator[1].in_features == 2 * packing
-        assert trainer._logits(real).shape == (16,)
+        assert trainer.discriminator(real).reshape(-1).shape == (16,)
     trainer = Trainer(TrainConfig(method="pacgan", dataset="ring8", packing=3, **TINY))
     assert trainer.packing == 3 and trainer._real().shape == (48, 2)
 
@@ -293,7 +293,7 @@ def test_mixup_targets_are_the_mixing_weights():
     state = trainer.rng_mix.get_state()
     loss = trainer.discriminator_loss(real, fake)
     trainer.rng_mix.set_state(state)
-    weight = trainer._mixup_weights(16)
+    weight = trainer.loss.mixup_weights(16, trainer.rng_mix)
     assert ((weight >= 0) & (weight <= 1)).all() and weight.std() > 0
     torch.testing.assert_close(seen["x"], (1 - weight)[:, None].expand(16, 2))  # lerp(fake, real, w)
     logits = original(seen["x"]).reshape(-1)

@@ -5,11 +5,13 @@ tables: ``python -m batchgan_ext.train.report``."""
 
 from .datasets import DATASETS, MixtureOfGaussians2D, grid25, make_dataset, ring8
 from .metrics import mode_metrics, null_metrics, null_samples
-from .networks import METHODS, make_discriminator, make_generator
+from .networks import make_discriminator, make_generator
+from .objectives import METHODS, GANLoss
 from .trainer import PRESETS, TrainConfig, Trainer
 
 __all__ = [
     "DATASETS",
+    "GANLoss",
     "METHODS",
     "PRESETS",
     "MixtureOfGaussians2D",

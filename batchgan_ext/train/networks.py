@@ -11,7 +11,7 @@ Discriminators by method:
   mixup      the same network (mixup changes the data D sees, not D)
   pacgan     body on `packing` samples concatenated (PacGAN, Lin et al. 2018) -> one logit per pack
   minibatch  body -> MinibatchDiscrimination configured as improved-gan's MinibatchLayer (T ~ N(0,
-             0.05), learned bias, rescaled from the first batch: `init_discriminator`; each sample
+             0.05), learned bias, rescaled from the first batch: `GANLoss.initialize`; each sample
              compared with the others of its set of `minibatch_num_sets`, since its O(N^2) cost over
              a whole batch of 256 would make it 7x the other methods' step) -> Linear
   mbstd      body -> MinibatchStdDev (groups of 4, Karras et al. 2018) -> Linear
@@ -20,17 +20,12 @@ Discriminators by method:
              (bernoulli_kl_loss mode 'bgan': set mean of eq. 10/13; 'mbgan': eq. 14)
 """
 
-import torch
 from torch import nn
 
 from .. import MinibatchDiscrimination, MinibatchStdDev, Pack, make_equivariant
+from .objectives import METHODS, MINIBATCH_INIT_STD, MIXED_METHODS
 
-__all__ = ["make_generator", "make_discriminator", "init_discriminator", "METHODS", "MIXED_METHODS"]
-
-METHODS = ("standard", "minibatch", "mbstd", "pacgan", "mixup", "bgan", "mbgan")
-MIXED_METHODS = ("bgan", "mbgan")  # trained on mixed batches of real and fake samples
-
-MINIBATCH_INIT_STD = 0.05  # improved-gan's MinibatchLayer: theta ~ N(0, 0.05)
+__all__ = ["make_generator", "make_discriminator", "METHODS", "MIXED_METHODS"]
 
 
 def _body(in_features: int, hidden: int, layers: int) -> list[nn.Module]:
@@ -94,13 +89,3 @@ def make_discriminator(
         plain = nn.Sequential(*_body(in_features, hidden, layers), nn.Linear(hidden, 1))
         return make_equivariant(plain, set_size, reduce=None)
     raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-
-
-@torch.no_grad()
-def init_discriminator(discriminator: nn.Module, real: torch.Tensor) -> None:
-    """Data-dependent initialisation where the method has one: the minibatch layer is rescaled from
-    the features of the first real batch (improved-gan's `init=True` pass). Other methods: no-op."""
-    if isinstance(discriminator, nn.Sequential):
-        for index, module in enumerate(discriminator):
-            if isinstance(module, MinibatchDiscrimination):
-                module.init_from_batch(discriminator[:index](real))

@@ -26,12 +26,12 @@ import time
 
 import torch
 
-from .. import MixedBatch, batch_generator_loss, bernoulli_kl_loss
 from ._extras import require
 from .checkpoint import load_checkpoint, save_checkpoint
 from .datasets import make_dataset
 from .metrics import mode_metrics
-from .networks import METHODS, MIXED_METHODS, init_discriminator, make_discriminator, make_generator
+from .networks import METHODS, MIXED_METHODS, make_discriminator, make_generator
+from .objectives import GANLoss
 
 __all__ = ["TrainConfig", "Trainer", "PRESETS", "PACKING_BY_DATASET"]
 
@@ -206,12 +206,22 @@ class Trainer:
                 minibatch_num_sets=config.batch_size // config.minibatch_set_size,
                 mbstd_group_size=config.mbstd_group_size,
             ).to(self.device)
+        self.loss = GANLoss(
+            config.method,
+            set_size=config.set_size,
+            gamma=config.gamma,
+            packing=self.packing,
+            mixup_alpha=config.mixup_alpha,
+            minibatch_features=config.minibatch_features,
+            minibatch_kernel_dims=config.minibatch_kernel_dims,
+            minibatch_set_size=config.minibatch_set_size,
+            mbstd_group_size=config.mbstd_group_size,
+        )
         init_rng = torch.Generator().manual_seed(config.seed * 4)
-        init_discriminator(self.discriminator, self.dataset.sample(config.batch_size, init_rng, device=self.device))
+        self.loss.initialize(self.discriminator, self.dataset.sample(config.batch_size, init_rng, device=self.device))
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
-        self.mixer = MixedBatch(gamma=config.gamma, num_sets=config.batch_size // config.set_size, complement=True)
         # Separate streams, so that e.g. changing n_disc does not shift the evaluation noise.
         self.rng_data = torch.Generator().manual_seed(config.seed * 4 + 1)
         self.rng_noise = torch.Generator().manual_seed(config.seed * 4 + 2)
@@ -224,10 +234,6 @@ class Trainer:
     # one step
 
     @property
-    def mixed(self) -> bool:
-        return self.config.method in MIXED_METHODS
-
-    @property
     def samples_per_step(self) -> int:
         """Real (and fake) samples drawn per discriminator or generator step."""
         return self.config.batch_size * self.packing
@@ -238,39 +244,11 @@ class Trainer:
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, generator=self.rng_noise).to(self.device)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(x).reshape(-1)
-
-    def _mixup_weights(self, n: int) -> torch.Tensor:
-        # torch's Beta sampler takes no generator: it runs on a forked global RNG seeded from rng_mix.
-        seed = int(torch.randint(2**62, (1,), generator=self.rng_mix))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            alpha = torch.tensor(float(self.config.mixup_alpha), dtype=torch.float64)
-            return torch.distributions.Beta(alpha, alpha).sample((n,)).to(torch.float32)
-
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        method = self.config.method
-        if self.mixed:
-            batch, target, _ = self.mixer(real, fake, generator=self.rng_mix)
-            return bernoulli_kl_loss(self._logits(batch), target, method, self.mixer.output_num_sets)
-        if method == "mixup":
-            weight = self._mixup_weights(real.shape[0]).to(real)
-            logits = self._logits(torch.lerp(fake, real, weight[:, None]))
-            return bernoulli_kl_loss(logits, weight, "mbgan", num_sets=logits.shape[0])
-        # One set per sample (or pack): KL(B(u) || B(D)) with u in {0, 1} is the binary cross-entropy.
-        logits_real, logits_fake = self._logits(real), self._logits(fake)
-        logits = torch.cat([logits_real, logits_fake])
-        target = torch.cat([torch.ones_like(logits_real), torch.zeros_like(logits_fake)])
-        return bernoulli_kl_loss(logits, target, "mbgan", num_sets=logits.shape[0])
+        return self.loss.discriminator_loss(self.discriminator, real, fake, generator=self.rng_mix)
 
     def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if self.mixed:
-            # Eq. 5 on mixed batches: the gradient reaches G through the mix op.
-            batch, _, _ = self.mixer(real, fake, generator=self.rng_mix)
-            return batch_generator_loss(self._logits(batch), self.config.method, self.mixer.output_num_sets)
-        logits = self._logits(fake)
-        return batch_generator_loss(logits, "mbgan", num_sets=logits.shape[0])
+        return self.loss.generator_loss(self.discriminator, real, fake, generator=self.rng_mix)
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of generator step `step` (0-based): constant, then a linear decay to 0
