@@ -26,3 +26,13 @@ def emulated():
     import batchgan_ext._emulated  # noqa: F401
 
     return torch.ops.batchgan_emulated
+
+
+@pytest.fixture(scope="session")
+def digit_classifier(tmp_path_factory):
+    """The image metrics' digit classifier, trained once per test session into a fresh cache folder
+    (10-25 s), and its path."""
+    from batchgan_ext.train import digit_classifier as dc
+
+    path = str(tmp_path_factory.mktemp("cache") / "digit_classifier.pt")
+    return dc.load_digit_classifier(path), path

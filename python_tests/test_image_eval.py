@@ -19,11 +19,8 @@ from batchgan_ext.train.image_metrics import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    """Trained once per test module into a fresh cache folder (about 10-25 s)."""
-    path = str(tmp_path_factory.mktemp("cache") / "digit_classifier.pt")
-    model = dc.load_digit_classifier(path)
-    return model, path
+def classifier(digit_classifier):
+    return digit_classifier
 
 
 # --------------------------------------------------------------------------------------------
