@@ -39,7 +39,7 @@ _WORKLOAD = textwrap.dedent(
         bg.EquivariantLinear(5 * 36, 8, set_size=4, activation="leaky_relu"),
         bg.MinibatchDiscrimination(8, 4, kernel_dims=3, num_sets=4),
     )
-    features = D(batch)
+    features = D(bg.SetBatchNorm(nn.BatchNorm2d(3), set_size=4)(batch))
     logits = bg.SetMean(set_size=4)(features).sum(1).repeat_interleave(4) + features.sum(1)
     loss = bg.BernoulliKLLoss("mbgan", num_sets=4)(logits, target)
     loss = loss + bg.bernoulli_kl_loss(logits, target, "bgan", num_sets=4) + bg.batch_generator_loss(logits, "mbgan", 4)
