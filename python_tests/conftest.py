@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -31,8 +33,16 @@ def emulated():
 @pytest.fixture(scope="session")
 def digit_classifier(tmp_path_factory):
     """The image metrics' digit classifier, trained once per test session into a fresh cache folder
-    (10-25 s), and its path."""
+    (10-25 s) under the name load_digit_classifier() looks for, and its path."""
     from batchgan_ext.train import digit_classifier as dc
 
-    path = str(tmp_path_factory.mktemp("cache") / "digit_classifier.pt")
+    path = str(tmp_path_factory.mktemp("cache") / f"digit_classifier-{dc.RECIPE}.pt")
     return dc.load_digit_classifier(path), path
+
+
+@pytest.fixture
+def digit_classifier_cache(digit_classifier, monkeypatch):
+    """BATCHGAN_CACHE_DIR set to the session's classifier cache (also for subprocesses), so code
+    that calls load_digit_classifier() does not train it again."""
+    monkeypatch.setenv("BATCHGAN_CACHE_DIR", os.path.dirname(digit_classifier[1]))
+    return digit_classifier[0]

@@ -2,12 +2,15 @@
 
     python -m batchgan_ext.train --dataset grid25 --method mbgan --out outputs/grid25
     python -m batchgan_ext.train --dataset ring8 --method standard,pacgan,bgan --seeds 3 --out outputs/ring8
+    python -m batchgan_ext.train --dataset stacked-digits --method standard,mbgan --out outputs/stacked
     batchgan-train ...   (the same, as a console script)
 
 Trains each method with the same configuration for each of --seeds seeds (--seed, --seed + 1, ...), then
 writes into --out: metrics.json (every run's record: modes covered by the VEEGAN rule and strictly, % high
-quality samples, reverse KL, wall time; the null rows; the table's rows, mean +- standard error over seeds),
-samples.png (generated samples over the mode centres, one panel per method, first seed) and losses.png.
+quality samples, reverse KL, wall time; for the digit images modes covered of 10 or 1,000, KL to uniform and
+the classifier Fréchet distance; the null rows; the table's rows, mean +- standard error over seeds),
+samples.png (generated samples over the mode centres, or a grid of generated images, one panel per method,
+first seed) and losses.png.
 With --checkpoint-every N each run saves <out>/<method>[-seed<k>].pt every N generator steps (atomically: a
 crash mid-save keeps the previous file), and --resume continues from it. Plots need matplotlib and the
 progress bar tqdm: pip install 'batchgan_ext[train]'. Whole sweeps over methods, seeds and datasets, two at
@@ -23,11 +26,11 @@ import sys
 import torch
 
 from ._extras import require
-from .datasets import DATASETS
+from .image_datasets import IMAGE_DATASETS
 from .networks import METHODS
-from .plots import plot_losses, plot_samples, require_plotting
+from .plots import plot_image_samples, plot_losses, plot_samples, require_plotting
 from .results import aggregate, format_table, null_records
-from .trainer import POSITIVE_INT_FIELDS, PRESETS, TrainConfig, Trainer
+from .trainer import POSITIVE_INT_FIELDS, PRESETS, TRAINING_DATASETS, TrainConfig, Trainer
 
 __all__ = ["main", "run_methods"]
 
@@ -72,23 +75,34 @@ def run_methods(
             if seed == seeds[0]:
                 samples[method] = trainer.sample(config.eval_samples)
                 histories[method] = trainer.history
-            kl = "-" if metrics["reverse_kl"] is None else f"{metrics['reverse_kl']:.3f}"
-            print(
-                f"{label}: {metrics['modes_covered']}/{metrics['num_modes']} modes (VEEGAN rule), "
-                f"{metrics['modes_covered_strict']} strict, "
-                f"{100 * metrics['high_quality_fraction']:.1f}% high quality, reverse KL {kl}, "
-                f"{trainer.train_seconds:.0f} s",
-                flush=True,
-            )
+            print(f"{label}: {describe_metrics(metrics)}, {trainer.train_seconds:.0f} s", flush=True)
     nulls = null_records(base.dataset, base.eval_samples)
-    dataset = Trainer(dataclasses.replace(base, method=methods[0])).dataset
     title = f"{base.dataset}: {base.steps} generator steps, n_disc={base.n_disc}, seed {seeds[0]}"
-    plot_samples(os.path.join(out_dir, "samples.png"), samples, dataset.means, title)
+    if base.is_image:
+        plot_image_samples(os.path.join(out_dir, "samples.png"), samples, title)
+    else:
+        means = Trainer(dataclasses.replace(base, method=methods[0])).dataset.means
+        plot_samples(os.path.join(out_dir, "samples.png"), samples, means, title)
     plot_losses(os.path.join(out_dir, "losses.png"), histories, title)
     result = {"runs": records, "null_rows": nulls, "table": aggregate(records)}
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(result, f, indent=1)
     return result
+
+
+def describe_metrics(metrics: dict) -> str:
+    """One line of a run's metrics (2D or image)."""
+    kl = "-" if metrics["reverse_kl"] is None else f"{metrics['reverse_kl']:.3f}"
+    if "frechet_distance" in metrics:
+        return (
+            f"{metrics['modes_covered']}/{metrics['num_modes']} modes, KL to uniform {kl}, "
+            f"classifier FD {metrics['frechet_distance']:.1f}"
+        )
+    return (
+        f"{metrics['modes_covered']}/{metrics['num_modes']} modes (VEEGAN rule), "
+        f"{metrics['modes_covered_strict']} strict, "
+        f"{100 * metrics['high_quality_fraction']:.1f}% high quality, reverse KL {kl}"
+    )
 
 
 # The TrainConfig fields that options override; latent_dim and log_every have no option and keep their defaults.
@@ -105,13 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m batchgan_ext.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--dataset", default="grid25", choices=sorted(DATASETS))
+    p.add_argument("--dataset", default="grid25", choices=TRAINING_DATASETS)
     p.add_argument("--method", default="mbgan", help=f"one or more of {','.join(METHODS)}, comma-separated")
-    p.add_argument("--preset", default="demo", choices=sorted(PRESETS), help="budget and network size (default: demo)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="budget and network size (default: demo for the 2D mixtures, image-demo for the digit images)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=int, default=1, help="train each method with this many seeds (default 1)")
-    p.add_argument("--packing", type=int, default=None, help="pacgan: samples per pack (default: 4 grid25, 2 ring8)")
+    p.add_argument(
+        "--packing", type=int, default=None, help="pacgan: samples per pack (default: 4 grid25, 2 the others)"
+    )
     for name in INT_OPTIONS:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help="overrides the preset")
     for name, help in FLOAT_OPTIONS.items():
@@ -129,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = dict(PRESETS[args.preset])
+    preset = args.preset or ("image-demo" if args.dataset in IMAGE_DATASETS else "demo")
+    values = dict(PRESETS[preset])
     values.update(dataset=args.dataset, seed=args.seed)
     for name in (*INT_OPTIONS, *FLOAT_OPTIONS, "packing"):
         if getattr(args, name) is not None:

@@ -1,5 +1,6 @@
 """PNG figures of a run or a comparison: generated samples over the mode centres, one panel per
-method (like the BGAN paper's Fig. 3), and the loss curves."""
+method (like the BGAN paper's Fig. 3), or a grid of generated images per method, and the loss
+curves."""
 
 from collections.abc import Sequence
 
@@ -7,7 +8,7 @@ import torch
 
 from ._extras import require
 
-__all__ = ["plot_samples", "plot_losses", "require_plotting"]
+__all__ = ["plot_image_samples", "plot_samples", "plot_losses", "require_plotting"]
 
 
 def require_plotting() -> None:
@@ -36,6 +37,29 @@ def plot_samples(path: str, panels: dict[str, torch.Tensor], means: torch.Tensor
         ax.set_title(name, fontsize=10)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(loc="lower left", fontsize=6, markerscale=2)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_image_samples(path: str, panels: dict[str, torch.Tensor], title: str = "", grid: int = 8) -> None:
+    """One panel per method: the first grid x grid images (N, C, H, W) in [-1, 1]; one channel is
+    shown in grey, three as RGB."""
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.5), squeeze=False)
+    for ax, (name, images) in zip(axes[0], panels.items()):
+        x = images[: grid * grid].detach().cpu().float()
+        c, h, w = x.shape[1:]
+        if x.shape[0] < grid * grid:  # pad a short batch with blank tiles
+            x = torch.cat([x, torch.full((grid * grid - x.shape[0], c, h, w), -1.0)])
+        tiles = x.view(grid, grid, c, h, w).permute(0, 3, 1, 4, 2).reshape(grid * h, grid * w, c)
+        tiles = ((tiles + 1) / 2).clamp(0, 1).numpy()
+        ax.imshow(tiles[..., 0] if c == 1 else tiles, cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

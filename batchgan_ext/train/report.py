@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from .image_datasets import IMAGE_DATASETS
 from .networks import METHODS
 from .results import aggregate, format_table, load_records, null_records
 
@@ -58,15 +59,29 @@ def render(folder: str, markdown: bool = False) -> tuple[str, list[dict]]:
     table = format_table(rows, nulls, markdown=markdown, extra=("gamma",) if by_gamma else ())
     budget = []
     for dataset, config in shared.items():
-        budget.append(
-            f"{dataset}: {config['steps']} generator steps, n_disc {config['n_disc']}, batch {config['batch_size']}, "
-            f"sets of {config['set_size']}, Adam lr {config['lr']:g} (beta1 {config['beta1']:g}, linear decay over the "
-            f"last {config['lr_decay']:.0%}), {config['hidden']}-unit networks (G {config['g_layers']} layers"
-            f"{' + batch norm' if config['g_batch_norm'] else ''}, D {config['d_layers']}), {config['eval_samples']} "
-            "samples evaluated"
-        )
+        budget.append(f"{dataset}: {budget_line(config)}")
     note = "\n".join(("- " if markdown else "") + line for line in budget)
     return f"{table}\n\n{note}", rows
+
+
+def budget_line(config: dict) -> str:
+    """The shared configuration of a table's runs, in words."""
+    common = (
+        f"{config['steps']} generator steps, n_disc {config['n_disc']}, batch {config['batch_size']}, "
+        f"sets of {config['set_size']}, Adam lr {config['lr']:g} (beta1 {config['beta1']:g}, linear decay over the "
+        f"last {config['lr_decay']:.0%}), "
+    )
+    if config["dataset"] in IMAGE_DATASETS:
+        networks = (
+            f"DCGAN generator and SN-GAN discriminator of base width {config['hidden']}, latent size "
+            f"{config['latent_dim']}"
+        )
+    else:
+        networks = (
+            f"{config['hidden']}-unit networks (G {config['g_layers']} layers"
+            f"{' + batch norm' if config['g_batch_norm'] else ''}, D {config['d_layers']})"
+        )
+    return f"{common}{networks}, {config['eval_samples']} samples evaluated"
 
 
 def replace_block(text: str, name: str, block: str) -> str:

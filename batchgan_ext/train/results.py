@@ -1,7 +1,8 @@
-"""Result records of 2D runs, their aggregation over seeds, and the tables printed and written to
-the README. A record is one run's metrics (``mode_metrics``) plus its dataset, method, seed,
-configuration and wall time; null rows are records of the null generators (metrics.py) with the
-same sample count. Tables show mean +- standard error over seeds.
+"""Result records of runs, their aggregation over seeds, and the tables printed and written to the
+README. A record is one run's metrics (``mode_metrics`` for the 2D mixtures, ``image_mode_metrics``
+for the digit images) plus its dataset, method, seed, configuration and wall time; null rows are
+records of the null generators (metrics.py, image_metrics.py) with the same sample count. Tables
+show mean +- standard error over seeds.
 """
 
 import json
@@ -9,9 +10,13 @@ import math
 import os
 
 from .datasets import make_dataset
+from .digit_classifier import load_digit_classifier
+from .image_datasets import IMAGE_DATASETS, make_image_dataset
+from .image_metrics import IMAGE_NULL_GENERATORS, image_mode_metrics, image_null_samples
 from .metrics import NULL_GENERATORS, null_metrics
 
 __all__ = [
+    "IMAGE_METRICS",
     "METRICS",
     "aggregate",
     "clears_null_rows",
@@ -28,11 +33,37 @@ METRICS = (
     ("high_quality_fraction", "% high quality", "{:.1f}", +1),
     ("reverse_kl", "reverse KL", "{:.3f}", -1),
 )
+# The digit images' metrics (PacGAN's Table 2 and a Fréchet distance in the classifier's features).
+IMAGE_METRICS = (
+    ("modes_covered", "modes covered", "{:.1f}", +1),
+    ("reverse_kl", "KL to uniform", "{:.3f}", -1),
+    ("frechet_distance", "classifier FD", "{:.1f}", -1),
+)
 _PERCENT = {"high_quality_fraction"}
 
 
+def metrics_of(datasets) -> tuple:
+    """The metrics of a table of these datasets: all 2D mixtures or all digit images."""
+    kinds = {name in IMAGE_DATASETS for name in datasets}
+    if len(kinds) > 1:
+        raise ValueError(f"results: one table holds 2D or image datasets, not both (got {sorted(set(datasets))})")
+    return IMAGE_METRICS if kinds == {True} else METRICS
+
+
 def null_records(dataset: str, num_samples: int = 2500) -> list[dict]:
-    """The null rows of `dataset`, measured with the benchmark's metric and sample count."""
+    """The null rows of `dataset`, measured with the benchmark's metric and sample count (for the
+    images: the generator's evaluation, against the same real reference samples)."""
+    if dataset in IMAGE_DATASETS:
+        ds, classifier = make_image_dataset(dataset), load_digit_classifier()
+        return [
+            dict(
+                dataset=dataset,
+                method=kind,
+                seed=None,
+                **image_mode_metrics(image_null_samples(kind, ds, num_samples), ds, classifier),
+            )
+            for kind in IMAGE_NULL_GENERATORS
+        ]
     ds = make_dataset(dataset)
     rows = null_metrics(ds.means, ds.std, num_samples)
     return [dict(dataset=dataset, method=kind, seed=None, **rows[kind]) for kind in NULL_GENERATORS]
@@ -51,6 +82,7 @@ def aggregate(records: list[dict], keys: tuple[str, ...] = ("dataset", "method")
     standard error over the records (None when some run had no high-quality sample and so no
     reverse KL), the number of runs and the mean wall time."""
     groups: dict[tuple, list[dict]] = {}
+    metrics = metrics_of([r["dataset"] for r in records])
     for record in records:
         groups.setdefault(tuple(record.get(k) for k in keys), []).append(record)
     rows = []
@@ -58,7 +90,7 @@ def aggregate(records: list[dict], keys: tuple[str, ...] = ("dataset", "method")
         row = dict(zip(keys, key))
         row["runs"] = len(group)
         row["num_modes"] = group[0]["num_modes"]
-        for name, *_ in METRICS:
+        for name, *_ in metrics:
             values = [r[name] for r in group]
             row[name] = None if any(v is None for v in values) else _mean_se([float(v) for v in values])
         times = [r["wall_seconds"] for r in group if r.get("wall_seconds") is not None]
@@ -71,7 +103,7 @@ def clears_null_rows(row: dict, nulls: list[dict]) -> bool:
     """True when the row's mean beats every null row on every metric (modes by the VEEGAN rule may
     tie: uniform noise already reaches 24 of 25 there)."""
     for null in nulls:
-        for name, _, _, direction in METRICS:
+        for name, _, _, direction in metrics_of([row["dataset"]]):
             value, reference = row[name], null[name]
             if value is None:
                 return False
@@ -99,17 +131,18 @@ def _cell(value, fmt: str, percent: bool) -> str:
 def format_table(rows: list[dict], nulls: list[dict] | None = None, markdown: bool = False, extra=()) -> str:
     """A table of aggregated rows (from :func:`aggregate`), the null rows first. `extra` names
     further row keys shown as columns (e.g. "gamma")."""
-    header = ["dataset", "method", *extra, "runs"] + [title for _, title, _, _ in METRICS]
+    metrics = metrics_of([r["dataset"] for r in [*rows, *(nulls or [])]])
+    header = ["dataset", "method", *extra, "runs"] + [title for _, title, _, _ in metrics]
     header += ["clears null rows", "time/run"]
     lines = []
     for null in nulls or []:
         cells = [null["dataset"], null["method"], *("" for _ in extra), "-"]
-        cells += [_cell(null[k], f, k in _PERCENT) for k, _, f, _ in METRICS]
+        cells += [_cell(null[k], f, k in _PERCENT) for k, _, f, _ in metrics]
         lines.append(cells + ["(null)", "-"])
     for row in rows:
         row_nulls = [n for n in nulls or [] if n["dataset"] == row["dataset"]]
         cells = [row["dataset"], row["method"], *(str(row.get(k, "")) for k in extra), str(row["runs"])]
-        cells += [_cell(row[k], f, k in _PERCENT) for k, _, f, _ in METRICS]
+        cells += [_cell(row[k], f, k in _PERCENT) for k, _, f, _ in metrics]
         cells.append(("yes" if clears_null_rows(row, row_nulls) else "no") if row_nulls else "-")
         cells.append("-" if row.get("wall_seconds") is None else f"{row['wall_seconds']:.0f} s")
         lines.append(cells)

@@ -4,6 +4,7 @@ time (one CPU thread each), one progress bar over the whole sweep.
     python -m batchgan_ext.train.sweep --preset results --out results/2d --seeds 3 --jobs 2
     python -m batchgan_ext.train.sweep --preset results --out results/2d-gamma --methods bgan \\
         --datasets grid25 --seeds 1 --gammas 0,0.1,0.2,0.3,0.4,0.5
+    python -m batchgan_ext.train.sweep --preset image-results --out results/images --datasets stacked-digits
 
 Each finished run writes <out>/<dataset>/<method>[-gamma<g>]/seed<k>.json (its metrics, config,
 wall time and a thinned loss history); runs whose file exists are skipped, and a run in progress
@@ -23,10 +24,9 @@ import sys
 import torch
 
 from ._extras import require
-from .datasets import DATASETS
 from .networks import METHODS
 from .results import write_json
-from .trainer import PRESETS, TrainConfig, Trainer
+from .trainer import PRESETS, TRAINING_DATASETS, TrainConfig, Trainer
 
 __all__ = ["Run", "plan_runs", "run_sweep", "samples_path", "train_run", "main"]
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        datasets = parse_choices(args.datasets, sorted(DATASETS), "datasets")
+        datasets = parse_choices(args.datasets, TRAINING_DATASETS, "datasets")
         methods = parse_choices(args.methods, METHODS, "methods")
         gammas = None if args.gammas is None else [float(g) for g in parse_choices(args.gammas, None, "gammas")]
         for name in ("seeds", "jobs", "checkpoint_every"):

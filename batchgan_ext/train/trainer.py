@@ -1,6 +1,8 @@
-"""The GAN trainer of the 2D mode-dropping benchmark, built from the package's public ops and
-modules only. Every method trains the same generator and discriminator body (networks.py) with the
-same optimiser, budget and seeds; what differs is what the method itself adds:
+"""The GAN trainer of the mode-dropping benchmarks, built from the package's public ops and modules
+only: the 2D mixtures (grid25, ring8: the MLPs of networks.py) and the digit images (digits,
+stacked-digits: the DCGAN generator and SN-GAN discriminator of image_networks.py, with ``hidden``
+as their width). Every method trains the same generator and discriminator body with the same
+optimiser, budget and seeds; what differs is what the method itself adds (``GANLoss``):
 
   standard   non-saturating GAN: D minimises the Bernoulli KL to targets 1 (real) / 0 (fake)
              per sample (``bernoulli_kl_loss`` with one set per sample: the binary cross-entropy),
@@ -28,12 +30,27 @@ import torch
 
 from ._extras import require
 from .checkpoint import load_checkpoint, save_checkpoint
-from .datasets import make_dataset
+from .datasets import DATASETS, make_dataset
+from .digit_classifier import load_digit_classifier
+from .image_datasets import IMAGE_DATASETS, make_image_dataset
+from .image_metrics import image_mode_metrics
+from .image_networks import make_image_discriminator, make_image_generator
 from .metrics import mode_metrics
 from .networks import METHODS, MIXED_METHODS, make_discriminator, make_generator
 from .objectives import GANLoss
 
-__all__ = ["TrainConfig", "Trainer", "PRESETS", "PACKING_BY_DATASET"]
+__all__ = ["TrainConfig", "Trainer", "PRESETS", "PACKING_BY_DATASET", "TRAINING_DATASETS", "make_training_dataset"]
+
+TRAINING_DATASETS = (*sorted(DATASETS), *sorted(IMAGE_DATASETS))
+
+
+def make_training_dataset(name: str):
+    """A 2D mixture (``DATASETS``) or a digit-image dataset (``IMAGE_DATASETS``) by name."""
+    if name in IMAGE_DATASETS:
+        return make_image_dataset(name)
+    if name in DATASETS:
+        return make_dataset(name)
+    raise ValueError(f"dataset: expected one of {TRAINING_DATASETS}, got {name!r}")
 
 
 # The TrainConfig fields that must be positive integers (the CLI's integer options are these too).
@@ -54,8 +71,9 @@ POSITIVE_INT_FIELDS = (
     "log_every",
 )
 
-# PacGAN's packing for each dataset when `packing` is 0: the degree of its Table 1 row for it.
-PACKING_BY_DATASET = {"grid25": 4, "ring8": 2}
+# PacGAN's packing for each dataset when `packing` is 0: the degree of its Table 1 row for the 2D
+# mixtures, PacDCGAN2 of its Table 2 (stacked MNIST) for the digits.
+PACKING_BY_DATASET = {"grid25": 4, "ring8": 2, "digits": 2, "stacked-digits": 2}
 
 
 @dataclasses.dataclass
@@ -71,10 +89,10 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay: float = 0.5  # the learning rate falls linearly to 0 over this final fraction of the steps
-    hidden: int = 128  # width of every hidden layer, generator and discriminator
-    g_layers: int = 4  # generator hidden layers (PacGAN's 2D generator: 4, with batch norm)
-    d_layers: int = 3  # discriminator body hidden layers (PacGAN's: 3)
-    g_batch_norm: bool = True
+    hidden: int = 128  # width of every hidden layer (images: the networks' base channel count)
+    g_layers: int = 4  # generator hidden layers (PacGAN's 2D generator: 4, with batch norm; 2D only)
+    d_layers: int = 3  # discriminator body hidden layers (PacGAN's: 3; 2D only)
+    g_batch_norm: bool = True  # 2D only (the image generator is DCGAN's, with batch norm)
     packing: int = 0  # pacgan: samples per pack; 0 takes PACKING_BY_DATASET's
     mixup_alpha: float = 0.2  # mixup: lam ~ Beta(alpha, alpha) (Zhang et al.'s GAN experiment)
     minibatch_features: int = 32  # minibatch discrimination: B kernels ...
@@ -89,7 +107,7 @@ class TrainConfig:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        make_dataset(self.dataset)
+        make_training_dataset(self.dataset)
         for name in POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -128,6 +146,10 @@ class TrainConfig:
     def effective_packing(self) -> int:
         return self.packing or PACKING_BY_DATASET[self.dataset]
 
+    @property
+    def is_image(self) -> bool:
+        return self.dataset in IMAGE_DATASETS
+
 
 # `results` is the README table's budget (every method, several seeds: python -m batchgan_ext.train.sweep):
 # PacGAN's 2D networks made narrower (128 units: a 400-unit G with a 200x5 maxout D costs 68 ms a step
@@ -135,7 +157,11 @@ class TrainConfig:
 # 256 and a linear decay over the second half, which is what lifted the standard GAN's high-quality
 # fraction above 90% (docs: README, "What was tried"). `demo` is the main job's preview of it (fewer
 # steps); `paper` the BGAN paper's 2D setup (section 5.1: 512-unit networks, n_disc=5, Adam's defaults,
-# 20,000 generator steps; about an hour per run here).
+# 20,000 generator steps; about an hour per run here). `image-results` and `image-demo` are the digit
+# images' budgets: DCGAN's Adam (lr 2e-4, beta1 0.5) on batches of 64 (sets of 16), latent size 64,
+# networks of base width 16 (SN-GAN's is 64; a quarter keeps a run within minutes on this CPU), and
+# 10,000 samples scored (PacGAN scores 26,000; 10,000 = 10 per mode).
+IMAGE_PRESET = dict(batch_size=64, set_size=16, lr=2e-4, hidden=16, latent_dim=64, eval_samples=10000, log_every=5)
 PRESETS: dict[str, dict] = {
     "results": dict(steps=20000, batch_size=256, lr=5e-4),
     "demo": dict(steps=2500, batch_size=256, lr=5e-4),
@@ -151,6 +177,8 @@ PRESETS: dict[str, dict] = {
         lr_decay=0.0,
         g_batch_norm=False,
     ),
+    "image-results": dict(IMAGE_PRESET, steps=2000),
+    "image-demo": dict(IMAGE_PRESET, steps=300, eval_samples=2000),
 }
 
 
@@ -187,25 +215,8 @@ class Trainer:
         config.validate()
         self.config = config
         self.device = torch.device(device or "cpu")
-        self.dataset = make_dataset(config.dataset)
+        self.dataset = make_training_dataset(config.dataset)
         self.packing = config.effective_packing if config.method == "pacgan" else 1
-        # Parameter initialisation is seeded without touching the global RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.generator = make_generator(
-                config.latent_dim, config.hidden, config.g_layers, batch_norm=config.g_batch_norm
-            ).to(self.device)
-            self.discriminator = make_discriminator(
-                config.method,
-                hidden=config.hidden,
-                layers=config.d_layers,
-                set_size=config.set_size,
-                packing=self.packing,
-                minibatch_features=config.minibatch_features,
-                minibatch_kernel_dims=config.minibatch_kernel_dims,
-                minibatch_num_sets=config.batch_size // config.minibatch_set_size,
-                mbstd_group_size=config.mbstd_group_size,
-            ).to(self.device)
         self.loss = GANLoss(
             config.method,
             set_size=config.set_size,
@@ -217,6 +228,29 @@ class Trainer:
             minibatch_set_size=config.minibatch_set_size,
             mbstd_group_size=config.mbstd_group_size,
         )
+        # Parameter initialisation is seeded without touching the global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            if config.is_image:
+                channels = self.dataset.channels
+                self.generator = make_image_generator(config.latent_dim, channels, config.hidden).to(self.device)
+                body = make_image_discriminator(channels, config.hidden).to(self.device)
+                self.discriminator = self.loss.convert_discriminator(body)
+            else:
+                self.generator = make_generator(
+                    config.latent_dim, config.hidden, config.g_layers, batch_norm=config.g_batch_norm
+                ).to(self.device)
+                self.discriminator = make_discriminator(
+                    config.method,
+                    hidden=config.hidden,
+                    layers=config.d_layers,
+                    set_size=config.set_size,
+                    packing=self.packing,
+                    minibatch_features=config.minibatch_features,
+                    minibatch_kernel_dims=config.minibatch_kernel_dims,
+                    minibatch_num_sets=config.batch_size // config.minibatch_set_size,
+                    mbstd_group_size=config.mbstd_group_size,
+                ).to(self.device)
         init_rng = torch.Generator().manual_seed(config.seed * 4)
         self.loss.initialize(self.discriminator, self.dataset.sample(config.batch_size, init_rng, device=self.device))
         betas = (config.beta1, config.beta2)
@@ -348,6 +382,8 @@ class Trainer:
 
     def evaluate(self, n: int | None = None) -> dict:
         samples = self.sample(n or self.config.eval_samples)
+        if self.config.is_image:
+            return image_mode_metrics(samples, self.dataset, load_digit_classifier())
         return mode_metrics(samples, self.dataset.means, self.dataset.std)
 
     def state_dict(self) -> dict:
