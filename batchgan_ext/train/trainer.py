@@ -178,7 +178,7 @@ PRESETS: dict[str, dict] = {
         g_batch_norm=False,
     ),
     "image-results": dict(IMAGE_PRESET, steps=2000),
-    "image-demo": dict(IMAGE_PRESET, steps=300, eval_samples=2000),
+    "image-demo": dict(IMAGE_PRESET, steps=150, eval_samples=2000),
 }
 
 
