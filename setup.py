@@ -120,6 +120,7 @@ def extensions(config):
         + _sources("csrc/ops/*/*.cpp")
         + _sources("csrc/ops/*/cpu/*.cpp")
         + _sources("csrc/ops/*/autograd/*.cpp")
+        + _sources("csrc/ops/*/autocast/*.cpp")
     )
     define_macros = []
     if config["with_cuda"]:
