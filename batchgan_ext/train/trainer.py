@@ -107,7 +107,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        make_training_dataset(self.dataset)
+        if self.dataset not in TRAINING_DATASETS:  # by name: building a digits dataset loads and splits the images
+            raise ValueError(f"dataset: expected one of {TRAINING_DATASETS}, got {self.dataset!r}")
         for name in POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
