@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/_assert_async.h>
 #include <c10/util/Exception.h>
 
 namespace batchgan {
@@ -33,5 +34,12 @@ inline void check_num_sets(int64_t batch, int64_t num_sets) {
   TORCH_CHECK(batch % num_sets == 0, "num_sets: the batch of ", batch, " samples does not split into ", num_sets,
               " equal sets");
 }
+
+// A check on values that live on the tensor's device, without waiting for the device: `ok` is a
+// one-element bool tensor computed there. CPU tensors (the CPU and emulated kernels) raise at once
+// with `message`; on CUDA torch's asynchronous assert is queued on the stream before the op's
+// kernels, so the host never stalls (no .item()) and the op stays capturable in a CUDA graph; a
+// false value stops the device with a device-side assert at the next synchronisation.
+inline void check_on_device(const at::Tensor& ok, const char* message) { at::_assert_async(ok, message); }
 
 }  // namespace batchgan

@@ -27,9 +27,10 @@ inline Reduction parse_reduction(c10::string_view reduction) {
   TORCH_CHECK(false, "reduction: expected 'none', 'mean' or 'sum', got '", std::string(reduction), "'");
 }
 
-inline void kl_check_target_range(bool in_range) {
-  TORCH_CHECK(in_range, "target: expected ratios of real samples in [0, 1], got values outside it (or NaN)");
-}
+constexpr const char* kKLTargetRangeMessage =
+    "target: expected ratios of real samples in [0, 1], got values outside it (or NaN)";
+
+inline void kl_check_target_range(bool in_range) { TORCH_CHECK(in_range, kKLTargetRangeMessage); }
 
 template <typename T>
 inline bool kl_target_in_range(T u) {
@@ -47,8 +48,9 @@ struct KLInputs {
   at::ScalarType acc_type = at::kFloat;  // float32, or float64 for float64 logits
 };
 
-// check_target_range: verify 0 <= target <= 1 here, with ATen ops and a host sync (the CUDA
-// path); the CPU kernel checks the values in its own loop instead, which is cheaper.
+// check_target_range: verify 0 <= target <= 1 here, on the device without a host sync (the CUDA
+// path, see check_on_device); the CPU kernel checks the values in its own loop instead, which is
+// cheaper.
 inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode, int64_t num_sets,
                            c10::string_view reduction, bool check_target_range = true) {
   KLInputs in;
@@ -70,8 +72,8 @@ inline KLInputs kl_prepare(const at::Tensor& logits, const at::Tensor& target, c
   in.logits = logits.reshape({in.batch}).contiguous();
   in.target = target.reshape({num_sets}).to(in.acc_type).contiguous();
   if (check_target_range) {
-    // One host sync on G values: a ratio outside [0, 1] (or NaN) is a bug in the caller.
-    kl_check_target_range(at::logical_and(in.target >= 0, in.target <= 1).all().item<bool>());
+    // A ratio outside [0, 1] (or NaN) is a bug in the caller.
+    check_on_device(at::logical_and(in.target >= 0, in.target <= 1).all(), kKLTargetRangeMessage);
   }
   return in;
 }

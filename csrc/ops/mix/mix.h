@@ -18,7 +18,7 @@ struct MixInputs {
 };
 
 // A 0/1 mask of length `batch` as a contiguous bool tensor. Non-boolean masks are accepted
-// when every value is exactly 0 or 1 (checking that costs a device sync for CUDA tensors).
+// when every value is exactly 0 or 1 (checked on the device, see check_on_device).
 inline at::Tensor mix_normalize_beta(const at::Tensor& beta, int64_t batch) {
   TORCH_CHECK(beta.defined(), "beta: expected a tensor, got None");
   TORCH_CHECK(beta.dim() == 1 && beta.size(0) == batch, "beta: expected a 1-d mask of length ", batch,
@@ -29,8 +29,8 @@ inline at::Tensor mix_normalize_beta(const at::Tensor& beta, int64_t batch) {
   TORCH_CHECK(!at::isComplexType(beta.scalar_type()), "beta: expected a boolean or 0/1 mask, got dtype ",
               beta.scalar_type());
   if (batch > 0) {
-    const bool binary = at::logical_or(beta == 0, beta == 1).all().item<bool>();
-    TORCH_CHECK(binary, "beta: expected a boolean mask or values in {0, 1}, got other values");
+    check_on_device(at::logical_or(beta == 0, beta == 1).all(),
+                    "beta: expected a boolean mask or values in {0, 1}, got other values");
   }
   return (beta != 0).contiguous();
 }

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
+
 #include "common/checks.h"
 #include "ops/pairwise_l1_features/pairwise_l1_features_math.h"
 
@@ -57,9 +59,12 @@ inline PairwiseL1Inputs pairwise_l1_prepare(const at::Tensor& M, int64_t num_set
   TORCH_CHECK(s.dim() == 1 && s.size(0) == in.n, "split: expected a 1-d tensor of ", in.n,
               " labels (one per sample), got shape ", s.sizes());
   const at::Tensor labels = s.to(at::kLong);
-  // One host sync on N labels: an out-of-range label would index out of bounds in the kernels.
-  const bool ok = at::logical_and(labels >= 0, labels < num_populations).all().item<bool>();
-  TORCH_CHECK(ok, "split: expected labels in [0, ", num_populations, "), got values outside it");
+  // An out-of-range label would index out of bounds in the kernels. Checked on the device (see
+  // check_on_device): on CUDA the assert runs before the kernels in stream order, and a failed
+  // device-side assert stops the context before they can read out of bounds.
+  const std::string message =
+      "split: expected labels in [0, " + std::to_string(num_populations) + "), got values outside it";
+  check_on_device(at::logical_and(labels >= 0, labels < num_populations).all(), message.c_str());
   in.labels = labels.to(at::kInt).contiguous();
   // count[i, p]: samples of population p in i's set that enter o[i, p, :] (without i itself
   // when exclude_self). Mean divides by it; an empty population (e.g. a set of one sample
