@@ -30,6 +30,7 @@ from .nn.equivariant import EquivariantConv2d, EquivariantLinear, SetBatchNorm, 
 from .nn.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from .nn.mixing import BernoulliKLLoss, MixedBatch
 from .nn.packing import Pack, pack
+from .nn.virtual_batch_norm import VirtualBatchNorm1d, VirtualBatchNorm2d, record_reference
 from .ops import (
     batch_generator_loss,
     bernoulli_kl_loss,
@@ -60,6 +61,8 @@ __all__ = [
     "Pack",
     "SetBatchNorm",
     "SetMean",
+    "VirtualBatchNorm1d",
+    "VirtualBatchNorm2d",
     "batch_generator_loss",
     "bernoulli_kl_loss",
     "build_info",
@@ -70,6 +73,7 @@ __all__ = [
     "mix",
     "pack",
     "pairwise_l1_features",
+    "record_reference",
     "sample_mixing",
     "set_mean",
 ]

@@ -549,3 +549,18 @@ def test_demo_runs_every_requested_method_and_prints_the_null_rows(tmp_path, cap
     with open(out / "summary.json") as f:
         summary = json.load(f)
     assert [r["method"] for r in summary["runs"]] == ["standard", "pacgan"]
+
+
+def test_config_matches_files_written_before_newer_fields():
+    """Result files and checkpoints written before a field existed still match a config that keeps that
+    field's default (sweeps resume over them); a changed value or an unknown field does not."""
+    from batchgan_ext.train.trainer import config_matches
+
+    config = TrainConfig(dataset="ring8", method="mbgan", steps=7)
+    stored = dataclasses.asdict(config)
+    older = {k: v for k, v in stored.items() if k not in ("num_discriminators", "feature_matching")}
+    assert config_matches(stored, config) and config_matches(older, config)
+    assert not config_matches({**older, "steps": 8}, config)
+    assert not config_matches(older, dataclasses.replace(config, feature_matching=True))
+    assert not config_matches({**stored, "unknown": 1}, config)
+    assert not config_matches(None, config)

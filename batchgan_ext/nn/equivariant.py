@@ -48,6 +48,9 @@ def _check_activation(activation, negative_slope):
 
 
 class _EquivariantLayer(nn.Module, _SetCount):
+    # Set by batchgan_ext.distributed.convert_spanning_sets: sets that span processes (layout (b)).
+    spanning_sets = None
+
     def _init_weights(self, set_size: int | None):
         """nn.Conv2d / nn.Linear's init for Lambda, Gamma and bias, then the reweighting of
         section 4.3: Lambda~ = S/(S+1) Lambda, Gamma~ = 1/(S+1) Gamma, so that at the start rho(x)
@@ -132,6 +135,8 @@ class EquivariantConv2d(_EquivariantLayer):
         self._init_parameters((self.out_channels, self.in_channels // groups) + self.kernel_size, bias, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spanning_sets is not None:
+            return self.spanning_sets.equivariant(self, x)
         return equivariant_conv2d(
             x,
             self.weight,
@@ -182,6 +187,8 @@ class EquivariantLinear(_EquivariantLayer):
         self._init_parameters((self.out_features, self.in_features), bias, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spanning_sets is not None:
+            return self.spanning_sets.equivariant(self, x)
         return equivariant_linear(
             x,
             self.weight,
@@ -204,11 +211,15 @@ class SetMean(nn.Module, _SetCount):
     """The invariant reduction of eq. 10: mean over each set, (N, ...) -> (G, ...), with sets
     given by ``set_size`` or ``num_sets`` as in :class:`EquivariantConv2d`."""
 
+    spanning_sets = None  # as in _EquivariantLayer
+
     def __init__(self, set_size: int | None = None, num_sets: int | None = None):
         super().__init__()
         self._init_sets(set_size, num_sets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spanning_sets is not None:
+            return self.spanning_sets.set_mean(x)
         return set_mean(x, self._num_sets_for(x.shape[0]))
 
     def extra_repr(self) -> str:

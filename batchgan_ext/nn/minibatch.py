@@ -43,6 +43,8 @@ class MinibatchDiscrimination(nn.Module):
     See :meth:`init_from_batch` for what the data-dependent init does.
     """
 
+    spanning_sets = None  # sets across processes: batchgan_ext.distributed.convert_spanning_sets
+
     def __init__(
         self,
         in_features: int,
@@ -104,6 +106,8 @@ class MinibatchDiscrimination(nn.Module):
     def _features(self, x: torch.Tensor, split: torch.Tensor | None) -> torch.Tensor:
         """o before the bias, (N, out_features * (num_populations or 1))."""
         M = (x @ self.T.view(self.in_features, -1)).view(x.shape[0], self.out_features, self.kernel_dims)
+        if self.spanning_sets is not None:  # sets across processes: batchgan_ext.distributed
+            return self.spanning_sets.pairwise_l1_features(M, self.exclude_self, self.mean).flatten(1)
         num_sets = self.num_sets if self.set_size is None else self._num_sets_for(x.shape[0])
         o = pairwise_l1_features(M, num_sets, self.exclude_self, self.mean, split, self.num_populations)
         return o.flatten(1)

@@ -19,6 +19,12 @@ class MixedBatch(nn.Module):
         the batch of the samples it left out, as ``2 * num_sets`` sets, and ``target`` is
         ``cat([t, 1 - t])``, (2 * num_sets,). Feed ``batch`` to a discriminator built with
         ``2 * num_sets`` sets and the loss with ``num_sets=2 * num_sets``.
+
+    Data-parallel training (sets local to each rank): ``shard=(rank, world_size)`` says that
+    ``real`` and ``fake`` are shard ``rank`` of ``world_size`` equal shards of a global batch, and
+    ``num_sets`` counts this shard's sets. The mixing vector is drawn for the global batch from
+    ``generator`` and this shard's part is used, so ranks whose generators are in the same state
+    together draw what one process would draw for the global batch.
     """
 
     def __init__(self, gamma: float = 0.5, num_sets: int = 1, complement: bool = True):
@@ -35,9 +41,18 @@ class MixedBatch(nn.Module):
         return self.num_sets * (2 if self.complement else 1)
 
     def forward(
-        self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        beta, target = sample_mixing(real.shape[0], self.num_sets, self.gamma, generator=generator, device=real.device)
+        rank, world = check_shard(shard)
+        n = real.shape[0]
+        beta, target = sample_mixing(
+            n * world, self.num_sets * world, self.gamma, generator=generator, device=real.device
+        )
+        beta, target = beta[rank * n : (rank + 1) * n], target[rank * self.num_sets : (rank + 1) * self.num_sets]
         target = target.to(real.dtype)
         if not self.complement:
             return mix(real, fake, beta), target, beta
@@ -46,6 +61,18 @@ class MixedBatch(nn.Module):
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, num_sets={self.num_sets}, complement={self.complement}"
+
+
+def check_shard(shard) -> tuple[int, int]:
+    """``(rank, world_size)`` of a data-parallel shard, checked; None is the whole batch, (0, 1)."""
+    if shard is None:
+        return 0, 1
+    if not (isinstance(shard, tuple) and len(shard) == 2):
+        raise ValueError(f"shard: expected (rank, world_size), got {shard!r}")
+    rank, world = check_int(shard[0], "shard", minimum=0), check_int(shard[1], "shard")
+    if rank >= world:
+        raise ValueError(f"shard: expected rank < world_size, got rank {rank} of {world}")
+    return rank, world
 
 
 class BernoulliKLLoss(nn.Module):

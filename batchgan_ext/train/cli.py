@@ -4,6 +4,8 @@
     python -m batchgan_ext.train --dataset ring8 --method standard,pacgan,bgan --seeds 3 --out outputs/ring8
     python -m batchgan_ext.train --dataset stacked-digits --method standard,mbgan --out outputs/stacked
     batchgan-train ...   (the same, as a console script)
+    torchrun --nproc_per_node 2 -m batchgan_ext.train ...   (data-parallel: each process trains on its
+                                                            shard of every batch, DDP; rank 0 writes)
 
 Trains each method with the same configuration for each of --seeds seeds (--seed, --seed + 1, ...), then
 writes into --out: metrics.json (every run's record: modes covered by the VEEGAN rule and strictly, % high
@@ -19,18 +21,22 @@ a time and resumable: python -m batchgan_ext.train.sweep.
 
 import argparse
 import dataclasses
+import datetime
 import json
 import os
 import sys
 
 import torch
+import torch.distributed as dist
 
 from ._extras import require
 from .image_datasets import IMAGE_DATASETS
+from .microgan import ALPHA_SCHEDULES, plot_alpha
 from .networks import METHODS
 from .plots import plot_image_samples, plot_losses, plot_samples, require_plotting
+from .rectangles import RECTANGLE_DATASETS
 from .results import aggregate, format_table, null_records
-from .trainer import POSITIVE_INT_FIELDS, PRESETS, TRAINING_DATASETS, TrainConfig, Trainer
+from .trainer import POSITIVE_INT_FIELDS, PRESETS, TRAINING_DATASETS, TrainConfig, Trainer, make_training_dataset
 
 __all__ = ["main", "run_methods"]
 
@@ -49,7 +55,10 @@ def run_methods(
     resume: bool = False,
 ) -> dict:
     """Trains every method for every seed with `base`'s configuration and writes metrics.json and
-    the plots into `out_dir`; returns what metrics.json holds: {"runs", "null_rows", "table"}."""
+    the plots into `out_dir`; returns what metrics.json holds: {"runs", "null_rows", "table",
+    "world_size"}. Under torchrun every rank trains and rank 0 alone evaluates and writes (the other
+    ranks return None)."""
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     # The plots come after training: check their dependency (and the progress bar's) before it starts.
     require_plotting()
     if progress:
@@ -68,23 +77,32 @@ def run_methods(
                 trainer = Trainer(config)
             label = f"{method}/{config.dataset}/seed {seed}"
             trainer.train(progress=progress, checkpoint_path=ckpt, checkpoint_every=checkpoint_every, description=label)
+            if rank != 0:
+                continue
             metrics = trainer.evaluate()
             record = dict(dataset=config.dataset, method=method, seed=seed, **metrics)
-            record.update(wall_seconds=trainer.train_seconds, config=dataclasses.asdict(config))
+            record.update(
+                wall_seconds=trainer.train_seconds, world_size=trainer.world_size, config=dataclasses.asdict(config)
+            )
             records.append(record)
             if seed == seeds[0]:
                 samples[method] = trainer.sample(config.eval_samples)
                 histories[method] = trainer.history
             print(f"{label}: {describe_metrics(metrics)}, {trainer.train_seconds:.0f} s", flush=True)
+    if rank != 0:
+        return None
     nulls = null_records(base.dataset, base.eval_samples)
     title = f"{base.dataset}: {base.steps} generator steps, n_disc={base.n_disc}, seed {seeds[0]}"
     if base.is_image:
         plot_image_samples(os.path.join(out_dir, "samples.png"), samples, title)
     else:
-        means = Trainer(dataclasses.replace(base, method=methods[0])).dataset.means
+        means = make_training_dataset(base.dataset).means
         plot_samples(os.path.join(out_dir, "samples.png"), samples, means, title)
     plot_losses(os.path.join(out_dir, "losses.png"), histories, title)
-    result = {"runs": records, "null_rows": nulls, "table": aggregate(records)}
+    if any("alpha" in h for h in histories.values()):  # microgan: alpha over training
+        plot_alpha(os.path.join(out_dir, "alpha.png"), histories, title)
+    world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    result = {"runs": records, "null_rows": nulls, "table": aggregate(records), "world_size": world_size}
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(result, f, indent=1)
     return result
@@ -92,11 +110,16 @@ def run_methods(
 
 def describe_metrics(metrics: dict) -> str:
     """One line of a run's metrics (2D or image)."""
+    if "correct_fraction" in metrics:  # the rectangles (rectangles.rectangle_metrics)
+        return (
+            f"{100 * metrics['correct_fraction']:.1f}% correct ({metrics['num_rectangles']} rectangles), "
+            f"{100 * metrics['neighbour_fraction']:.1f}% of training images with a generated neighbour"
+        )
     kl = "-" if metrics["reverse_kl"] is None else f"{metrics['reverse_kl']:.3f}"
     if "frechet_distance" in metrics:
         return (
             f"{metrics['modes_covered']}/{metrics['num_modes']} modes, KL to uniform {kl}, "
-            f"classifier FD {metrics['frechet_distance']:.1f}"
+            f"classifier FD {metrics['frechet_distance']:.1f}, inception score {metrics['inception_score']:.2f}"
         )
     return (
         f"{metrics['modes_covered']}/{metrics['num_modes']} modes (VEEGAN rule), "
@@ -112,6 +135,7 @@ FLOAT_OPTIONS = {
     "lr": "Adam learning rate",
     "lr_decay": "final fraction of the steps over which the learning rate falls linearly to 0",
     "mixup_alpha": "mixup: Beta(alpha, alpha) weights",
+    "alpha": "microgan: the static alpha in [0, 1], or a learned schedule's initial alpha (default: the paper's)",
 }
 
 
@@ -137,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help="overrides the preset")
     for name, help in FLOAT_OPTIONS.items():
         p.add_argument("--" + name, type=float, default=None, help=help)
+    p.add_argument("--one-sided-smoothing", action="store_true", help="D's real target 0.9 (Salimans et al. 3.4)")
+    p.add_argument("--feature-matching", action="store_true", help="G's loss: feature matching on D's features (3.1)")
+    p.add_argument(
+        "--historical-averaging", type=float, default=None, help="weight of the historical averaging penalty (3.3)"
+    )
+    p.add_argument(
+        "--alpha-schedule", default=None, choices=ALPHA_SCHEDULES, help="microgan: alpha's schedule (default sigmoid)"
+    )
+    p.add_argument("--sample-correction", action="store_true", help="SC: no correct fakes in D's negatives")
+    p.add_argument(
+        "--combination-regularization", action="store_true", help="PCR: pixel-wise AND/OR images as D negatives"
+    )
+    p.add_argument("--combination-ratio", type=float, default=None, help="PCR: their fraction of D's fakes (0.5)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save <out>/<method>.pt every N generator steps")
     p.add_argument("--resume", action="store_true", help="continue from <out>/<method>.pt where present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -150,13 +187,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    preset = args.preset or ("image-demo" if args.dataset in IMAGE_DATASETS else "demo")
+    images = args.dataset in IMAGE_DATASETS or args.dataset in RECTANGLE_DATASETS
+    preset = args.preset or ("image-demo" if images else "demo")
     values = dict(PRESETS[preset])
     values.update(dataset=args.dataset, seed=args.seed)
-    for name in (*INT_OPTIONS, *FLOAT_OPTIONS, "packing"):
+    for name in (*INT_OPTIONS, *FLOAT_OPTIONS, "packing", "historical_averaging", "alpha_schedule"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
+    values.update(one_sided_smoothing=args.one_sided_smoothing, feature_matching=args.feature_matching)
+    values.update(sample_correction=args.sample_correction, combination_regularization=args.combination_regularization)
+    if args.combination_ratio is not None:
+        values["combination_ratio"] = args.combination_ratio
     return TrainConfig(**values)
+
+
+# How long a rank waits in a collective for the others: rank 0 evaluates between runs while the others
+# start the next one. A rank that dies closes its connections, so the others fail at once, not after this.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
+
+
+def _init_process_group_from_env() -> bool:
+    """Under torchrun (WORLD_SIZE > 1 in the environment): joins the process group, gloo on CPU
+    (NCCL for CUDA tensors is the Trainer's device's business: this CLI trains on the CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group("gloo", timeout=COLLECTIVE_TIMEOUT)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds: expected a positive integer")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    started_process_group = _init_process_group_from_env()
     try:
         results = run_methods(
             base,
@@ -189,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         torch.set_num_threads(previous_threads)
+        if started_process_group:
+            dist.destroy_process_group()
+    if results is None:  # a rank other than 0 under torchrun
+        return 0
     print(format_table(results["table"], results["null_rows"]))
     print(f"wrote {os.path.join(args.out, 'metrics.json')}, samples.png, losses.png")
     return 0

@@ -16,7 +16,7 @@ import time
 import torch
 
 from .datasets import DATASETS, make_dataset
-from .networks import METHODS
+from .objectives import COMPARED_METHODS, METHODS
 from .plots import plot_losses, plot_samples, require_plotting
 from .results import aggregate, format_table, null_records
 from .sweep import parse_choices, plan_runs, run_sweep, samples_path
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--datasets", default="grid25,ring8")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(COMPARED_METHODS))
     p.add_argument("--steps", type=int, default=None, help="overrides the preset's generator steps")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once, one CPU thread each (default 2)")
     p.add_argument("--no-progress", action="store_true")

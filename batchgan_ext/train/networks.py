@@ -12,7 +12,7 @@ Discriminators by method:
   pacgan     body on `packing` samples concatenated (PacGAN, Lin et al. 2018) -> one logit per pack
   minibatch  body -> MinibatchDiscrimination configured as improved-gan's MinibatchLayer (T ~ N(0,
              0.05), learned bias, rescaled from the first batch: `GANLoss.initialize`; each sample
-             compared with the others of its set of `minibatch_num_sets`, since its O(N^2) cost over
+             compared with the others of its set of `minibatch_set_size` samples, since its O(N^2) cost over
              a whole batch of 256 would make it 7x the other methods' step) -> Linear
   mbstd      body -> MinibatchStdDev (groups of 4, Karras et al. 2018) -> Linear
   bgan/mbgan the standard network through make_equivariant(reduce=None): EquivariantLinear layers
@@ -61,7 +61,7 @@ def make_discriminator(
     packing: int = 4,
     minibatch_features: int = 32,
     minibatch_kernel_dims: int = 5,
-    minibatch_num_sets: int = 1,
+    minibatch_set_size: int = 64,
     mbstd_group_size: int = 4,
 ) -> nn.Module:
     if method in ("standard", "mixup"):
@@ -75,7 +75,7 @@ def make_discriminator(
                 hidden,
                 minibatch_features,
                 minibatch_kernel_dims,
-                num_sets=minibatch_num_sets,
+                set_size=minibatch_set_size,
                 bias=True,
                 init_std=MINIBATCH_INIT_STD,
             ),

@@ -20,6 +20,9 @@ Methods (the 2D trainer's, with the same losses):
   bgan       mixed batches of sets of ``set_size`` (batch smoothing-gamma, the complement reused),
              D made equivariant (eq. 12) with per-sample logits, the loss averages each set (eq. 13)
   mbgan      the same, the sigmoid per sample against its set's ratio (eq. 14)
+  microgan   K independent copies of D, each on its microbatch (B / K samples) of the batch, eq. 2 of
+             microGAN: real as real, its own fakes as fake, the other microbatches' fakes as real
+             with weight alpha (static, or self-learned by G: ``alpha_parameters``); see microgan.py
 
 The set structure is declared once, in ``set_size``: the mixing draws sets of that size, the
 conversion builds D's layers for it and both losses reduce over it. The losses check that the
@@ -46,14 +49,21 @@ from .. import (
     bernoulli_kl_loss,
     make_equivariant,
 )
-from ..ops._common import check_int, check_real
+from ..nn.mixing import check_shard
+from ..ops._common import check_bool, check_int, check_real
+from . import microgan as _microgan
+from .techniques import discriminator_features, feature_matching_loss
 
 __all__ = ["GANLoss", "METHODS", "MIXED_METHODS"]
 
-METHODS = ("standard", "minibatch", "mbstd", "pacgan", "mixup", "bgan", "mbgan")
+METHODS = ("standard", "minibatch", "mbstd", "pacgan", "mixup", "bgan", "mbgan", "microgan")
+# The methods the benchmark tables compare (sweeps and the demo by default); microgan trains K
+# discriminators and has its own experiment (python -m batchgan_ext.train.microgan).
+COMPARED_METHODS = tuple(m for m in METHODS if m != "microgan")
 MIXED_METHODS = ("bgan", "mbgan")  # trained on mixed batches of real and fake samples
 
 MINIBATCH_INIT_STD = 0.05  # improved-gan's MinibatchLayer: theta ~ N(0, 0.05)
+SMOOTHED_REAL_TARGET = 0.9  # one-sided label smoothing (Salimans et al. 2016, section 3.4)
 
 _SET_LAYERS = (EquivariantConv2d, EquivariantLinear, SetMean, SetBatchNorm)
 
@@ -66,6 +76,22 @@ class GANLoss:
     3.1); ``packing`` (pacgan); ``mixup_alpha`` (mixup); ``minibatch_features``,
     ``minibatch_kernel_dims``, ``minibatch_set_size`` (minibatch: B kernels of C dimensions, each
     sample compared with the others of its set of this many); ``mbstd_group_size`` (mbstd).
+    ``num_discriminators``, ``alpha``, ``alpha_schedule`` (microgan: K discriminators; alpha's schedule
+    'static' with ``alpha`` in [0, 1], or 'sigmoid' / 'softsign' / 'tanh' learned by G from the paper's
+    beta_0 or from the initial ``alpha``).
+
+    Salimans et al. (2016)'s techniques, for every method:
+      ``one_sided_smoothing``: D's target for real data is 0.9 instead of 1 and fakes keep 0
+        (section 3.4). Where a target mixes both, its real part is scaled: mixup's target lam
+        becomes 0.9 lam, bgan/mbgan's target (the real fraction of each set) 0.9 times that
+        fraction, i.e. every real sample counts for 0.9 and every fake for 0. The loss stays the
+        Bernoulli KL, now to B(0.9 u): the cross-entropy less the target's entropy, so the same
+        gradients. G's loss is unchanged.
+      ``feature_matching``: G's loss becomes ``|| mean f(real) - mean f(G(z)) ||^2`` on D's
+        features at ``feature_layer`` (section 3.1; see :meth:`feature_matching_loss`); D's loss
+        is unchanged.
+    Historical averaging acts on parameters, not on the losses: ``techniques.HistoricalAveraging``
+    (``TrainConfig.historical_averaging`` in the trainer).
     """
 
     def __init__(
@@ -80,7 +106,18 @@ class GANLoss:
         minibatch_kernel_dims: int = 5,
         minibatch_set_size: int = 64,
         mbstd_group_size: int = 4,
+        one_sided_smoothing: bool = False,
+        feature_matching: bool = False,
+        feature_layer: str | None = None,
+        num_discriminators: int = 2,
+        alpha: float | None = None,
+        alpha_schedule: str = "sigmoid",
     ):
+        self.one_sided_smoothing = check_bool(one_sided_smoothing, "one_sided_smoothing")
+        self.feature_matching = check_bool(feature_matching, "feature_matching")
+        if feature_layer is not None and (not isinstance(feature_layer, str) or not feature_layer):
+            raise ValueError(f"feature_layer: expected a submodule name (str) or None, got {feature_layer!r}")
+        self.feature_layer = feature_layer
         if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         self.method = method
@@ -96,6 +133,16 @@ class GANLoss:
         self.minibatch_kernel_dims = check_int(minibatch_kernel_dims, "minibatch_kernel_dims")
         self.minibatch_set_size = check_int(minibatch_set_size, "minibatch_set_size")
         self.mbstd_group_size = check_int(mbstd_group_size, "mbstd_group_size")
+        # microgan: K discriminators and alpha (static, or beta learned with G's parameters).
+        self.num_discriminators = check_int(num_discriminators, "num_discriminators")
+        self.alpha_schedule = alpha_schedule
+        self.alpha_module = None
+        if method == "microgan":
+            if self.num_discriminators < 2:
+                raise ValueError(f"num_discriminators: expected at least 2 for microgan, got {num_discriminators!r}")
+            if self.feature_matching:
+                raise ValueError("feature_matching: not defined for microgan (eq. 2 is G's loss there)")
+            self.alpha_module = _microgan.AlphaSchedule(alpha_schedule, alpha)
 
     @property
     def mixed(self) -> bool:
@@ -110,7 +157,14 @@ class GANLoss:
             "minibatch": f", minibatch_features={self.minibatch_features}, "
             f"minibatch_kernel_dims={self.minibatch_kernel_dims}, minibatch_set_size={self.minibatch_set_size}",
             "mbstd": f", mbstd_group_size={self.mbstd_group_size}",
+            "microgan": f", num_discriminators={self.num_discriminators}, alpha_schedule={self.alpha_schedule!r}",
         }.get(self.method, "")
+        if self.one_sided_smoothing:
+            options += ", one_sided_smoothing=True"
+        if self.feature_matching:
+            options += ", feature_matching=True"
+        if self.feature_layer is not None:
+            options += f", feature_layer={self.feature_layer!r}"
         return f"GANLoss({self.method!r}{options})"
 
     # ---------------------------------------------------------------------------------------
@@ -136,6 +190,8 @@ class GANLoss:
         """
         if not isinstance(discriminator, nn.Module):
             raise ValueError(f"discriminator: expected an nn.Module, got {type(discriminator).__name__}")
+        if self.method == "microgan":
+            return _microgan.MicroDiscriminators(discriminator, self.num_discriminators)
         if self.mixed:
             return make_equivariant(discriminator, self.set_size, reduce=None)
         converted = copy.deepcopy(discriminator)
@@ -194,23 +250,32 @@ class GANLoss:
         real: torch.Tensor,
         fake: torch.Tensor,
         generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """D's loss on a real and a fake batch of the same shape (detach ``fake`` for D's step).
-        ``generator`` seeds the method's own draws (mixing vector, mixup weights)."""
+        ``generator`` seeds the method's own draws (mixing vector, mixup weights). Data-parallel
+        training with sets local to each rank: ``shard=(rank, world_size)`` when ``real``/``fake``
+        are this rank's equal shard of a global batch; the draws are then made for the global batch
+        and this shard's part used (ranks with generators in the same state draw what one process
+        would), and the gradients averaged over the ranks (DDP) are the global batch's."""
         self._check_batches(real, fake)
+        self._check_shard(shard)
+        if self.method == "microgan":
+            alpha = self.alpha_module().to(real.device)
+            return _microgan.discriminator_loss(discriminator, real, fake, alpha, real_target=self.real_target)
         if self.mixed:
             self._check_sets(discriminator)
-            batch, target, _ = self._mixer(real.shape[0])(real, fake, generator=generator)
+            batch, target, _ = self._mixer(real.shape[0])(real, fake, generator=generator, shard=shard)
             logits = self._logits(discriminator, batch)
-            return bernoulli_kl_loss(logits, target, self.method, target.shape[0])
+            return bernoulli_kl_loss(logits, target * self.real_target, self.method, target.shape[0])
         if self.method == "mixup":
-            weight = self.mixup_weights(real.shape[0], generator).to(real)
+            weight = self.mixup_weights(real.shape[0], generator, shard).to(real)
             logits = self._logits(discriminator, torch.lerp(fake, real, weight.view(-1, *([1] * (real.dim() - 1)))))
-            return bernoulli_kl_loss(logits, weight, "mbgan", num_sets=logits.shape[0])
+            return bernoulli_kl_loss(logits, weight * self.real_target, "mbgan", num_sets=logits.shape[0])
         # One set per sample (or pack): KL(B(u) || B(D)) with u in {0, 1} is the binary cross-entropy.
         logits_real, logits_fake = self._logits(discriminator, real), self._logits(discriminator, fake)
         logits = torch.cat([logits_real, logits_fake])
-        target = torch.cat([torch.ones_like(logits_real), torch.zeros_like(logits_fake)])
+        target = torch.cat([torch.full_like(logits_real, self.real_target), torch.zeros_like(logits_fake)])
         return bernoulli_kl_loss(logits, target, "mbgan", num_sets=logits.shape[0])
 
     def generator_loss(
@@ -219,32 +284,84 @@ class GANLoss:
         real: torch.Tensor,
         fake: torch.Tensor,
         generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """G's non-saturating loss (-log D, eq. 5). For bgan/mbgan, D sees a fresh mixed batch of
         ``real`` and ``fake`` with its complement, and the gradient reaches G through the fake
         samples the mix op placed; the other methods use ``fake`` alone (``real`` then only has its
-        shape checked)."""
+        shape checked). ``shard`` as in :meth:`discriminator_loss`."""
         self._check_batches(real, fake)
+        self._check_shard(shard)
+        if self.method == "microgan":  # eq. 2's G side (saturating, as the paper); alpha's gradient reaches beta
+            return _microgan.generator_loss(discriminator, fake, self.alpha_module().to(fake.device))
+        if self.feature_matching:
+            return self.feature_matching_loss(discriminator, real, fake)
         if self.mixed:
             self._check_sets(discriminator)
             mixer = self._mixer(real.shape[0])
-            batch, _, _ = mixer(real, fake, generator=generator)
+            batch, _, _ = mixer(real, fake, generator=generator, shard=shard)
             logits = self._logits(discriminator, batch)
             return batch_generator_loss(logits, self.method, mixer.output_num_sets)
         logits = self._logits(discriminator, fake)
         return batch_generator_loss(logits, "mbgan", num_sets=logits.shape[0])
 
-    def mixup_weights(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n mixup weights lam ~ Beta(alpha, alpha), float32. torch's Beta sampler takes no
-        generator, so it runs on a forked global RNG seeded from ``generator``'s next draw."""
+    def feature_matching_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """G's feature matching loss (Salimans et al. 2016, section 3.1): ``|| mean f(real) -
+        mean f(fake) ||^2`` on D's features at ``feature_layer`` (default: the input of its last
+        linear/convolutional layer; ``techniques.discriminator_features``). The real and the fake
+        batch each go through D alone, so for bgan/mbgan every set is all real or all fake and the
+        features are the converted (equivariant) D's; pacgan's are per pack. The real features
+        carry no gradient (computed without a graph)."""
+        self._check_batches(real, fake)
+        if self.mixed:
+            self._check_sets(discriminator)
+            self._mixer(real.shape[0])  # the batch must split into sets
+        with torch.no_grad():
+            _, real_features = discriminator_features(discriminator, real, self.feature_layer)
+        _, fake_features = discriminator_features(discriminator, fake, self.feature_layer)
+        return feature_matching_loss(real_features, fake_features)
+
+    @property
+    def real_target(self) -> float:
+        """D's target for a real sample: 0.9 with one-sided smoothing, else 1 (fakes keep 0)."""
+        return SMOOTHED_REAL_TARGET if self.one_sided_smoothing else 1.0
+
+    def alpha(self) -> float:
+        """microgan: the current alpha of eq. 2 (static, or f(beta) of eq. 3)."""
+        if self.alpha_module is None:
+            raise ValueError(f"method: alpha exists for microgan only, this GANLoss is {self.method!r}")
+        return self.alpha_module.value()
+
+    def alpha_parameters(self) -> list[nn.Parameter]:
+        """microgan's learned beta (eq. 3), to give to *G's* optimiser; empty for a static alpha and
+        the other methods. Save ``alpha_module.state_dict()`` with G's."""
+        return [] if self.alpha_module is None else list(self.alpha_module.parameters())
+
+    def mixup_weights(
+        self, n: int, generator: torch.Generator | None = None, shard: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """n mixup weights lam ~ Beta(alpha, alpha), float32 (with ``shard``: this shard's n of the
+        global batch's). torch's Beta sampler takes no generator, so it runs on a forked global RNG
+        seeded from ``generator``'s next draw."""
+        rank, world = check_shard(shard)
         seed = int(torch.randint(2**62, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             alpha = torch.tensor(self.mixup_alpha, dtype=torch.float64)
-            return torch.distributions.Beta(alpha, alpha).sample((n,)).to(torch.float32)
+            weights = torch.distributions.Beta(alpha, alpha).sample((n * world,))
+            return weights[rank * n : (rank + 1) * n].to(torch.float32)
 
     # ---------------------------------------------------------------------------------------
     # checks
+
+    def _check_shard(self, shard) -> None:
+        _, world = check_shard(shard)
+        if world > 1 and (self.method == "microgan" or self.feature_matching):
+            what = "microgan's microbatches" if self.method == "microgan" else "feature matching's batch means"
+            raise ValueError(
+                f"shard: {what} are statistics of the whole batch, which sharded training does not compute yet; "
+                "train this configuration in one process"
+            )
 
     def _mixer(self, batch_size: int) -> MixedBatch:
         if batch_size % self.set_size != 0:

@@ -14,6 +14,13 @@ from .digit_classifier import load_digit_classifier
 from .image_datasets import IMAGE_DATASETS, make_image_dataset
 from .image_metrics import IMAGE_NULL_GENERATORS, image_mode_metrics, image_null_samples
 from .metrics import NULL_GENERATORS, null_metrics
+from .rectangles import (
+    RECTANGLE_DATASETS,
+    RECTANGLE_NULL_GENERATORS,
+    make_rectangle_dataset,
+    rectangle_metrics,
+    rectangle_null_samples,
+)
 
 __all__ = [
     "IMAGE_METRICS",
@@ -38,21 +45,41 @@ IMAGE_METRICS = (
     ("modes_covered", "modes covered", "{:.1f}", +1),
     ("reverse_kl", "KL to uniform", "{:.3f}", -1),
     ("frechet_distance", "classifier FD", "{:.1f}", -1),
+    ("inception_score", "inception score", "{:.2f}", +1),
 )
-_PERCENT = {"high_quality_fraction"}
+# The rectangles' metrics (rectangles.rectangle_metrics: % correct and the nearest-training-image check).
+RECTANGLE_METRICS = (
+    ("correct_fraction", "% correct", "{:.1f}", +1),
+    ("neighbour_fraction", "% train w/ neighbour", "{:.1f}", +1),
+    ("nearest_distance", "NN distance (px)", "{:.1f}", -1),
+)
+_PERCENT = {"high_quality_fraction", "correct_fraction", "neighbour_fraction"}
 
 
 def metrics_of(datasets) -> tuple:
     """The metrics of a table of these datasets: all 2D mixtures or all digit images."""
-    kinds = {name in IMAGE_DATASETS for name in datasets}
+    kinds = {"rectangles" if name in RECTANGLE_DATASETS else name in IMAGE_DATASETS for name in datasets}
     if len(kinds) > 1:
         raise ValueError(f"results: one table holds 2D or image datasets, not both (got {sorted(set(datasets))})")
+    if kinds == {"rectangles"}:
+        return RECTANGLE_METRICS
     return IMAGE_METRICS if kinds == {True} else METRICS
 
 
 def null_records(dataset: str, num_samples: int = 2500) -> list[dict]:
     """The null rows of `dataset`, measured with the benchmark's metric and sample count (for the
     images: the generator's evaluation, against the same real reference samples)."""
+    if dataset in RECTANGLE_DATASETS:
+        ds = make_rectangle_dataset(dataset)
+        return [
+            dict(
+                dataset=dataset,
+                method=kind,
+                seed=None,
+                **rectangle_metrics(rectangle_null_samples(kind, ds, num_samples), ds),
+            )
+            for kind in RECTANGLE_NULL_GENERATORS
+        ]
     if dataset in IMAGE_DATASETS:
         ds, classifier = make_image_dataset(dataset), load_digit_classifier()
         return [
@@ -89,8 +116,10 @@ def aggregate(records: list[dict], keys: tuple[str, ...] = ("dataset", "method")
     for key, group in groups.items():
         row = dict(zip(keys, key))
         row["runs"] = len(group)
-        row["num_modes"] = group[0]["num_modes"]
+        row["num_modes"] = group[0].get("num_modes")  # the rectangles' records have none
         for name, *_ in metrics:
+            if any(name not in r for r in group):  # a metric added after these runs (e.g. inception_score)
+                continue
             values = [r[name] for r in group]
             row[name] = None if any(v is None for v in values) else _mean_se([float(v) for v in values])
         times = [r["wall_seconds"] for r in group if r.get("wall_seconds") is not None]
@@ -104,6 +133,8 @@ def clears_null_rows(row: dict, nulls: list[dict]) -> bool:
     tie: uniform noise already reaches 24 of 25 there)."""
     for null in nulls:
         for name, _, _, direction in metrics_of([row["dataset"]]):
+            if name not in row or name not in null:  # not measured for these runs: no verdict on it
+                continue
             value, reference = row[name], null[name]
             if value is None:
                 return False
@@ -137,12 +168,12 @@ def format_table(rows: list[dict], nulls: list[dict] | None = None, markdown: bo
     lines = []
     for null in nulls or []:
         cells = [null["dataset"], null["method"], *("" for _ in extra), "-"]
-        cells += [_cell(null[k], f, k in _PERCENT) for k, _, f, _ in metrics]
+        cells += [_cell(null.get(k), f, k in _PERCENT) for k, _, f, _ in metrics]
         lines.append(cells + ["(null)", "-"])
     for row in rows:
         row_nulls = [n for n in nulls or [] if n["dataset"] == row["dataset"]]
         cells = [row["dataset"], row["method"], *(str(row.get(k, "")) for k in extra), str(row["runs"])]
-        cells += [_cell(row[k], f, k in _PERCENT) for k, _, f, _ in metrics]
+        cells += [_cell(row.get(k), f, k in _PERCENT) for k, _, f, _ in metrics]
         cells.append(("yes" if clears_null_rows(row, row_nulls) else "no") if row_nulls else "-")
         cells.append("-" if row.get("wall_seconds") is None else f"{row['wall_seconds']:.0f} s")
         lines.append(cells)

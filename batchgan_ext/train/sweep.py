@@ -24,9 +24,9 @@ import sys
 import torch
 
 from ._extras import require
-from .networks import METHODS
+from .objectives import COMPARED_METHODS, METHODS
 from .results import write_json
-from .trainer import PRESETS, TRAINING_DATASETS, TrainConfig, Trainer
+from .trainer import PRESETS, TRAINING_DATASETS, TrainConfig, Trainer, config_matches
 
 __all__ = ["Run", "plan_runs", "run_sweep", "samples_path", "train_run", "main"]
 
@@ -91,7 +91,7 @@ def _check_existing(run: Run) -> bool:
         return False
     with open(run.result_path) as f:
         existing = json.load(f)
-    if existing.get("config") != dataclasses.asdict(run.config):
+    if not config_matches(existing.get("config"), run.config):
         raise ValueError(
             f"out: {run.result_path} was written by a run with another configuration; "
             "remove it or sweep into another --out folder"
@@ -112,7 +112,7 @@ def train_run(
     last call; `keep_samples` also saves the evaluated samples next to the result (plots)."""
     if os.path.exists(run.checkpoint_path):
         trainer = Trainer.from_checkpoint(run.checkpoint_path)
-        if dataclasses.asdict(trainer.config) != dataclasses.asdict(run.config):
+        if not config_matches(dataclasses.asdict(trainer.config), run.config):
             raise ValueError(f"checkpoint: {run.checkpoint_path} belongs to another configuration")
         if report:
             report(trainer.step)
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--preset", default="results", choices=sorted(PRESETS))
     p.add_argument("--datasets", default="grid25,ring8")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(COMPARED_METHODS))
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. K-1 (default 3)")
     p.add_argument("--gammas", default=None, help="comma-separated gammas: one run per gamma (batch methods)")
     p.add_argument("--steps", type=int, default=None, help="overrides the preset's generator steps")
