@@ -52,6 +52,11 @@ _WORKLOAD = textwrap.dedent(
     converted = bg.make_equivariant(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(32, 1)), set_size=4)
     packed = nn.Sequential(bg.Pack(2), nn.Conv2d(6, 2, 3), nn.Flatten(), nn.Linear(32, 1))(mixed)
     y = y + bg.pack(complement, 4).sum() + packed.sum()
+    G = nn.Sequential(nn.Conv2d(3, 4, 1), bg.VirtualBatchNorm2d(4), nn.Flatten(), nn.Linear(144, 4))
+    G2 = nn.Sequential(nn.Linear(4, 3), bg.VirtualBatchNorm1d(3))
+    with bg.record_reference(G), bg.record_reference(G2):  # the reference batches' statistics
+        G2(G(real))
+    y = y + G2(G(mixed)).sum()
     (loss + y + converted(mixed).sum() + complement.sum()).backward()
     assert fake.grad is not None and torch.isfinite(fake.grad).all()
     assert "cpu" in bg.build_info()["backends"]
