@@ -31,9 +31,9 @@ import torch.distributed as dist
 
 from ._extras import require
 from .image_datasets import IMAGE_DATASETS
-from .microgan import ALPHA_SCHEDULES, plot_alpha
+from .microgan import ALPHA_SCHEDULES
 from .networks import METHODS
-from .plots import plot_image_samples, plot_losses, plot_samples, require_plotting
+from .plots import plot_alpha, plot_image_samples, plot_losses, plot_samples, require_plotting
 from .rectangles import RECTANGLE_DATASETS
 from .results import aggregate, format_table, null_records
 from .trainer import POSITIVE_INT_FIELDS, PRESETS, TRAINING_DATASETS, TrainConfig, Trainer, make_training_dataset

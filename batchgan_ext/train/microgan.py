@@ -29,7 +29,6 @@ Inception's.
 
 import copy
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -52,7 +51,6 @@ __all__ = [
     "generator_loss",
     "intra_frechet_distance",
     "microbatch_logits",
-    "plot_alpha",
 ]
 
 ALPHA_SCHEDULES = ("static", "sigmoid", "softsign", "tanh")
@@ -400,27 +398,6 @@ class FDTracker:
             "min_fd": min(fd),
             **{key: list(values) for key, values in self.records.items()},
         }
-
-
-def plot_alpha(path: str, histories: dict[str, dict[str, Sequence[float]]], title: str = "") -> None:
-    """alpha over training (the trainer's history "alpha"), one line per run."""
-    from .plots import _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for name, h in histories.items():
-        if "alpha" in h:
-            ax.plot(h["step"], h["alpha"], label=name, linewidth=1)
-    ax.set_xlabel("generator step", fontsize=8)
-    ax.set_ylabel("alpha", fontsize=8)
-    ax.set_ylim(-0.02, 1.02)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 
 from ._extras import require
 
-__all__ = ["plot_image_samples", "plot_samples", "plot_losses", "require_plotting"]
+__all__ = ["plot_alpha", "plot_image_samples", "plot_samples", "plot_losses", "require_plotting"]
 
 
 def require_plotting() -> None:
@@ -81,6 +81,25 @@ def plot_losses(path: str, histories: dict[str, dict[str, Sequence[float]]], tit
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_alpha(path: str, histories: dict[str, dict[str, Sequence[float]]], title: str = "") -> None:
+    """alpha over training (the trainer's history "alpha"), one line per run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for name, h in histories.items():
+        if "alpha" in h:
+            ax.plot(h["step"], h["alpha"], label=name, linewidth=1)
+    ax.set_xlabel("generator step", fontsize=8)
+    ax.set_ylabel("alpha", fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
