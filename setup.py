@@ -9,6 +9,12 @@ Switches (environment variables):
   TORCH_CUDA_ARCH_LIST     GPU targets, default DEFAULT_TORCH_CUDA_ARCH_LIST below.
   CUDA_HOME                CUDA toolkit; default: found from nvcc on PATH or /usr/local/cuda.
   MAX_JOBS                 parallel compile jobs (ninja).
+  BATCHGAN_SANITIZE        build the CPU kernels and batchgan_ext._emulated under sanitizers, for
+                           .ci/sanitizers.sh: `address,undefined` (ASan + UBSan; a UBSan finding
+                           aborts) or `thread` (TSan). Adds -fsanitize=..., -fno-omit-frame-pointer,
+                           -g and -O1 to the C++ compile and link flags of both extensions; CPU-only
+                           (no .cu files). The modules then need the sanitizer runtime preloaded
+                           (LD_PRELOAD, as .ci/sanitizers.sh does). Default: unset (no sanitizers).
 """
 
 import glob
@@ -26,6 +32,32 @@ DEFAULT_TORCH_CUDA_ARCH_LIST = "8.0;9.0+PTX"
 
 def _flag(name, default="0"):
     return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+SANITIZERS = ("address", "undefined", "thread")
+
+
+def _sanitizers():
+    """BATCHGAN_SANITIZE as a list; exits on an unknown name or TSan combined with ASan."""
+    names = [n.strip() for n in os.environ.get("BATCHGAN_SANITIZE", "").lower().split(",") if n.strip()]
+    unknown = [n for n in names if n not in SANITIZERS]
+    if unknown:
+        sys.exit(f"batchgan_ext: BATCHGAN_SANITIZE: unknown sanitizer(s) {unknown}; choose from {list(SANITIZERS)}.")
+    if "thread" in names and "address" in names:
+        sys.exit("batchgan_ext: BATCHGAN_SANITIZE: thread and address cannot be combined (two builds).")
+    return names
+
+
+def _sanitizer_flags(names):
+    """(compile flags, link flags) for the sanitizers `names`: -O1 and frame pointers for usable
+    stacks, -g for file:line in reports, and UBSan made fatal so that a finding fails the tests."""
+    if not names:
+        return [], []
+    sanitize = "-fsanitize=" + ",".join(names)
+    compile_flags = [sanitize, "-fno-omit-frame-pointer", "-g", "-O1"]
+    if "undefined" in names:
+        compile_flags.append("-fno-sanitize-recover=undefined")
+    return compile_flags, [sanitize]
 
 
 def _find_cuda_home():
@@ -70,8 +102,11 @@ def _nvidia_wheel_include_dirs():
 def resolve_configuration():
     force_cpu = _flag("BATCHGAN_FORCE_CPU")
     force_cuda = _flag("BATCHGAN_FORCE_CUDA")
+    sanitize = _sanitizers()
     if force_cpu and force_cuda:
         sys.exit("batchgan_ext: BATCHGAN_FORCE_CPU and BATCHGAN_FORCE_CUDA are both set; choose one.")
+    if sanitize and force_cuda:
+        sys.exit("batchgan_ext: BATCHGAN_SANITIZE builds the CPU kernels only; unset BATCHGAN_FORCE_CUDA.")
     torch_cuda = torch.version.cuda
     reasons = []
     if torch_cuda is None:
@@ -80,9 +115,11 @@ def resolve_configuration():
         reasons.append("no CUDA toolkit (nvcc) found; set CUDA_HOME")
     if force_cuda and reasons:
         sys.exit("batchgan_ext: BATCHGAN_FORCE_CUDA=1 but CUDA kernels cannot be built: " + "; ".join(reasons))
-    with_cuda = not force_cpu and not reasons
+    with_cuda = not force_cpu and not sanitize and not reasons
     if force_cpu:
         reasons = ["BATCHGAN_FORCE_CPU=1"]
+    elif sanitize:
+        reasons = ["BATCHGAN_SANITIZE is set (sanitizer builds are CPU-only)"]
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_TORCH_CUDA_ARCH_LIST)
     config = {
         "with_cuda": with_cuda,
@@ -91,12 +128,13 @@ def resolve_configuration():
         "cuda_home": _cuda_home,
         "arch_list": os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else None,
         "emulated": _flag("BATCHGAN_BUILD_EMULATED", "1"),
+        "sanitize": ",".join(sanitize) or None,
     }
     print("[batchgan_ext] build configuration:")
     print("[batchgan_ext]   backends: cpu%s" % (", cuda" if with_cuda else ""))
     if not with_cuda:
         print("[batchgan_ext]   cuda kernels skipped: {}".format("; ".join(reasons)))
-    for key in ("torch", "torch_cuda", "cuda_home", "arch_list", "emulated"):
+    for key in ("torch", "torch_cuda", "cuda_home", "arch_list", "emulated", "sanitize"):
         print(f"[batchgan_ext]   {key}: {config[key]}")
     return config
 
@@ -115,6 +153,10 @@ def extensions(config):
     # at::parallel_for is inlined into our kernels and parallelises with OpenMP only when
     # this translation unit is compiled with it; torch ships its own libgomp.
     link_args = ["-fopenmp"]
+    # Sanitizer flags come last: their -O1 and -g override the -O3/-O2 and -g0 above.
+    sanitize_cxx, sanitize_link = _sanitizer_flags(config["sanitize"].split(",") if config["sanitize"] else [])
+    cxx_flags += sanitize_cxx
+    link_args += sanitize_link
     sources = (
         _sources("csrc/*.cpp")
         + _sources("csrc/ops/*/*.cpp")
@@ -151,8 +193,8 @@ def extensions(config):
                 "batchgan_ext._emulated",
                 _sources("csrc/emulated/*.cpp") + _sources("csrc/ops/*/cuda/*_emulated.cpp"),
                 include_dirs=[os.path.join(ROOT, "csrc")],
-                extra_compile_args={"cxx": ["-O2", "-g0", "-pthread", "-Wall", "-Wno-unknown-pragmas"]},
-                extra_link_args=["-pthread"],
+                extra_compile_args={"cxx": ["-O2", "-g0", "-pthread", "-Wall", "-Wno-unknown-pragmas"] + sanitize_cxx},
+                extra_link_args=["-pthread"] + sanitize_link,
             )
         )
     return exts
