@@ -191,3 +191,32 @@ def test_cuda_test_backend_selection_and_copies():
     moved = moved_tensors((x, [y, m], {"k": x}, 3), "cpu", "meta")
     assert moved[0].device.type == "meta" and moved[1][0].device.type == "meta" and moved[2]["k"].is_meta
     assert moved[1][1] is m and moved[3] == 3 and isinstance(moved[1], list)
+
+
+def test_sanitizer_stage_runs_the_four_tools_and_reports_the_failing_one(tmp_path, monkeypatch):
+    # A stand-in compute-sanitizer: racecheck reports a hazard, the other tools pass.
+    fake = tmp_path / "bin" / "compute-sanitizer"
+    fake.parent.mkdir()
+    fake.write_text(
+        '#!/bin/sh\nif [ "$2" = racecheck ]; then echo "========= ERROR SUMMARY: 1 error"; exit 1; fi\n'
+        'echo "========= ERROR SUMMARY: 0 errors"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    stage = gpu_check.sanitizer_stage(dry_run=False, log_dir=str(tmp_path / "logs"))
+    with pytest.raises(gpu_check.StageFailed, match=r"\['racecheck'\]") as failed:
+        stage.run(60.0)
+    results = failed.value.details["results"]
+    assert set(results) == set(gpu_check.SANITIZER_TOOLS)
+    assert {t: r["returncode"] for t, r in results.items()} == {t: int(t == "racecheck") for t in results}
+    assert results["racecheck"]["summary"] == "ERROR SUMMARY: 1 error" and os.path.isfile(results["memcheck"]["log"])
+
+
+def test_tests_stage_reports_pytest_summary(tmp_path, monkeypatch):
+    # A stand-in pytest that prints a summary line and fails.
+    monkeypatch.setattr(
+        gpu_check, "pytest_command", lambda: ["sh", "-c", 'echo "=== 2 failed, 5 passed in 1.0s ==="; exit 1']
+    )
+    with pytest.raises(gpu_check.StageFailed, match="2 failed, 5 passed") as failed:
+        gpu_check.tests_stage(dry_run=False, log_dir=str(tmp_path)).run(60.0)
+    assert failed.value.details["returncode"] == 1 and os.path.isfile(tmp_path / "tests.log")
