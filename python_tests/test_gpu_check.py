@@ -220,3 +220,14 @@ def test_tests_stage_reports_pytest_summary(tmp_path, monkeypatch):
     with pytest.raises(gpu_check.StageFailed, match="2 failed, 5 passed") as failed:
         gpu_check.tests_stage(dry_run=False, log_dir=str(tmp_path)).run(60.0)
     assert failed.value.details["returncode"] == 1 and os.path.isfile(tmp_path / "tests.log")
+
+
+def test_preflight_prints_the_arch_list_or_refuses(monkeypatch, capsys):
+    monkeypatch.setattr(gpu_check, "detect_capabilities", lambda: [(9, 0), (8, 0)])
+    assert gpu_check.main(["--arch-list"]) == 0 and capsys.readouterr().out == "8.0;9.0\n"
+    monkeypatch.setattr(gpu_check, "detect_capabilities", lambda: [])
+    assert gpu_check.main(["--arch-list"]) == gpu_check.NO_GPU_EXIT_CODE
+    assert "no CUDA device found" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # CUDA's "no device", whatever the machine has
+    assert gpu_check.detect_capabilities() == []
