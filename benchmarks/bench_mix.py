@@ -30,13 +30,13 @@ SHAPES = [(64, 3, 32, 32), (64, 3, 64, 64)]
 NUM_SETS = 4
 
 
-def _make_inputs(shape):
+def _make_inputs(shape, device="cpu", dtype=torch.float32):
     batch = shape[0]
-    real = torch.randn(shape, requires_grad=True)
-    fake = torch.randn(shape, requires_grad=True)
+    real = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+    fake = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
     beta, _ = bg.sample_mixing(batch, NUM_SETS, 0.5, generator=torch.Generator().manual_seed(0))
-    grad_batch = torch.randn((2 * batch,) + tuple(shape[1:]))
-    return real, fake, beta, grad_batch
+    grad_batch = torch.randn((2 * batch,) + tuple(shape[1:]), device=device, dtype=dtype)
+    return real, fake, beta.to(device), grad_batch
 
 
 def _batchgan_step(real, fake, beta, grad_batch):

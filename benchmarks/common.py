@@ -59,16 +59,36 @@ def time_median(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 15, 
     return statistics.median(times)
 
 
+def wall_clock(fn: Callable[[], object]) -> float:
+    """Seconds of one fn() call on the host's clock (CPU work)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def cuda_event_clock(fn: Callable[[], object]) -> float:
+    """Seconds of the GPU work one fn() call queues, between two CUDA events on the current
+    stream: the host's clock would time only the launches, which return before the kernels end."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
 def time_interleaved(
     fns: dict[str, Callable[[], object]],
     *,
     warmup: int = 3,
     rounds: int = 15,
     samples_out: dict[str, list[float]] | None = None,
+    clock: Callable[[Callable[[], object]], float] = wall_clock,
 ) -> dict[str, float]:
     """Median times of several candidates measured round-robin, so that machine noise hits all
     of them alike and their ratios stay meaningful. `samples_out`, if given, receives every
-    round's time of every candidate (for paired, per-round comparisons)."""
+    round's time of every candidate (for paired, per-round comparisons). `clock` times one call
+    (wall_clock, or cuda_event_clock for candidates that run on a GPU)."""
     steady_state_allocator()
     for fn in fns.values():
         for _ in range(warmup):
@@ -79,9 +99,7 @@ def time_interleaved(
         # The order rotates every round, so that no candidate always runs right after the same
         # one (a large candidate leaves cold caches and busy threads behind it).
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            samples[name].append(time.perf_counter() - t0)
+            samples[name].append(clock(fns[name]))
     if samples_out is not None:
         samples_out.update(samples)
     return {name: statistics.median(ts) for name, ts in samples.items()}

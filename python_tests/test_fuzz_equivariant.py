@@ -2,6 +2,7 @@
 equivariant_conv2d and the SetMean / EquivariantLinear / EquivariantConv2d modules (see
 fuzz_common.py)."""
 
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -33,6 +34,9 @@ from fuzz_common import (
     values,
     wrong_int,
 )
+
+# Fuzz cases include invalid values: on CUDA a device-side assert, which ends the CUDA context.
+pytestmark = pytest.mark.emulated_only
 
 ACTIVATIONS = ["identity", "relu", "leaky_relu"]
 

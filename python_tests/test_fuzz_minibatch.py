@@ -1,6 +1,7 @@
 """Property fuzzing of the batch-level features: pairwise_l1_features, minibatch_stddev and the
 MinibatchDiscrimination / MinibatchStdDev modules (see fuzz_common.py)."""
 
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -27,6 +28,9 @@ from fuzz_common import (
     values,
     wrong_int,
 )
+
+# Fuzz cases include invalid values: on CUDA a device-side assert, which ends the CUDA context.
+pytestmark = pytest.mark.emulated_only
 
 # --------------------------------------------------------------------------------------------
 # pairwise_l1_features

@@ -1,8 +1,9 @@
 // The portable subset of CUDA that batchgan's device code is written against.
 //
 // Kernels (the ops' cuda/*.cuh headers) use only: threadIdx/blockIdx/blockDim/gridDim,
-// static __shared__ arrays, __syncthreads(), atomicAdd, standard math, and the warp/block
-// reductions below. Under nvcc this header is a thin layer over real CUDA; compiled by the
+// shared memory declared with BATCHGAN_SHARED(type, name, dims) (for `__shared__ type name dims`),
+// __syncthreads(), atomicAdd, standard math, and the warp/block reductions below. Blocks are
+// multiples of the warp size. Under nvcc this header is a thin layer over real CUDA; compiled by the
 // host compiler it maps the same names onto csrc/device/cuda_emulator.h, which executes
 // launches on the CPU so the tests run the very same device code.
 #pragma once
@@ -25,6 +26,9 @@
                        at::cuda::getCurrentCUDAStream()>>>(__VA_ARGS__);                                \
     C10_CUDA_KERNEL_LAUNCH_CHECK();                                                                     \
   } while (0)
+
+// A shared-memory variable of the block; the emulator's version gives each block fresh memory.
+#define BATCHGAN_SHARED(type, name, ...) __shared__ type name __VA_ARGS__
 
 namespace batchgan {
 
@@ -55,10 +59,11 @@ using ::batchgan::emu::warp_reduce_sum;
 namespace batchgan {
 
 // Sum over a 1-D block whose size is a multiple of the warp size. The result is valid in
-// thread 0 only. Every thread of the block must call it (it contains barriers).
+// thread 0 only. Every thread of the block must call it (it contains barriers); a kernel may
+// call it several times in a row.
 template <typename T>
 __device__ __forceinline__ T block_reduce_sum(T value) {
-  __shared__ T warp_sums[1024 / kWarpSize];
+  BATCHGAN_SHARED(T, warp_sums, [1024 / kWarpSize]);
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
   value = warp_reduce_sum(value);
@@ -66,7 +71,7 @@ __device__ __forceinline__ T block_reduce_sum(T value) {
     warp_sums[warp] = value;
   }
   __syncthreads();
-  const int num_warps = (blockDim.x + kWarpSize - 1) / kWarpSize;
+  const int num_warps = blockDim.x / kWarpSize;
   if (warp == 0) {
     value = lane < num_warps ? warp_sums[lane] : T(0);
     value = warp_reduce_sum(value);

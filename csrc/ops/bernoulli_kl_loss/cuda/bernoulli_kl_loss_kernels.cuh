@@ -41,7 +41,7 @@ __global__ void bernoulli_kl_backward_kernel(const acc_t* __restrict__ grad, int
                                              const scalar_t* __restrict__ logits, const acc_t* __restrict__ target,
                                              int64_t set_size, KLMode mode, scalar_t* __restrict__ grad_logits,
                                              acc_t* __restrict__ grad_target) {
-  __shared__ acc_t set_mean_logit;
+  BATCHGAN_SHARED(acc_t, set_mean_logit);
   const int64_t g = blockIdx.x;
   const acc_t u = target[g];
   const int64_t first = g * set_size;

@@ -34,7 +34,7 @@ __device__ __forceinline__ acc_t mbstd_moments(const scalar_t* __restrict__ x, i
 template <typename scalar_t, typename acc_t>
 __global__ void minibatch_stddev_forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restrict__ out, int64_t G,
                                                 int64_t n, int64_t C, int64_t F, int64_t c, int64_t P) {
-  __shared__ acc_t block_stat;
+  BATCHGAN_SHARED(acc_t, block_stat);
   const int64_t r = blockIdx.x / F, f = blockIdx.x % F;
   const int64_t CO = C + F;
   acc_t total = 0;
@@ -62,7 +62,7 @@ template <typename scalar_t, typename acc_t>
 __global__ void minibatch_stddev_backward_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ x,
                                                  scalar_t* __restrict__ grad_x, int64_t G, int64_t n, int64_t C,
                                                  int64_t F, int64_t c, int64_t P) {
-  __shared__ acc_t block_stat;
+  BATCHGAN_SHARED(acc_t, block_stat);
   const int64_t r = blockIdx.x / F, f = blockIdx.x % F;
   const int64_t CO = C + F;
   acc_t upstream = 0;

@@ -60,7 +60,7 @@ template <typename scalar_t, typename acc_t>
 __global__ void pairwise_l1_forward_kernel(const scalar_t* __restrict__ M, const int32_t* __restrict__ labels,
                                            const acc_t* __restrict__ scale, scalar_t* __restrict__ out, int64_t n,
                                            int64_t B, int64_t C, int64_t P, bool exclude_self) {
-  __shared__ acc_t tile[kPairwiseTileJ][kPairwiseTileC];
+  BATCHGAN_SHARED(acc_t, tile, [kPairwiseTileJ][kPairwiseTileC]);
   const int64_t b = blockIdx.y;
   const int64_t first_row = static_cast<int64_t>(blockIdx.z) * n;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -89,7 +89,7 @@ template <typename scalar_t, typename acc_t>
 __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const scalar_t* __restrict__ M,
                                             const int32_t* __restrict__ labels, acc_t* __restrict__ grad_m, int64_t n,
                                             int64_t B, int64_t C, int64_t P) {
-  __shared__ acc_t tile[kPairwiseTileJ][kPairwiseTileC];
+  BATCHGAN_SHARED(acc_t, tile, [kPairwiseTileJ][kPairwiseTileC]);
   const int64_t b = blockIdx.y;
   const int64_t first_row = static_cast<int64_t>(blockIdx.z) * n;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
