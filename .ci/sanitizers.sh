@@ -61,6 +61,10 @@ expect_report() {
   rm -f "$log"
 }
 
+# Both variants set OMP_WAIT_POLICY=passive: a sanitized run is slow and may share its cores, and
+# libgomp's spinning workers (torch's own kernels, e.g. the float64 reference convolutions) then
+# starve the thread they wait for (seen here: an ASan run of test_equivariant sat for over 15 minutes at one test,
+# both threads busy, the main one in libgomp's barrier after torch's slow_conv2d).
 run_variant() {
   local variant="$1" sanitize marker dst t0
   local -a run_env canaries emulated_races=() deselect=()
@@ -76,6 +80,7 @@ run_variant() {
         "LD_PRELOAD=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
         "ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:check_initialization_order=1:strict_init_order=1"
         "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1"
+        "OMP_WAIT_POLICY=passive"
       )
       canaries=("heap-buffer-overflow:canary_heap_overflow" "signed integer overflow:canary_signed_overflow")
       ;;
@@ -89,6 +94,7 @@ run_variant() {
         "LD_PRELOAD=$(gcc -print-file-name=libtsan.so):$dst/tsan_openmp.so"
         "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1"
         "OMP_NUM_THREADS=2"
+        "OMP_WAIT_POLICY=passive"
       )
       canaries=("data race:canary_data_race" "data race:canary_openmp_race")
       # The emulator's planted races (a missing barrier before a shared-memory read, every thread
