@@ -26,6 +26,19 @@ constexpr int64_t kMaxElementwiseBlocks = 4096;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Calls f.template operator()<index_t>() with the index type of an elementwise kernel whose
+// largest index is below `count`: uint32_t while every index (and the grid-stride loop's i +
+// stride) stays below 2^32, so the kernel's divisions by launch-constant sizes are ATen's
+// multiply-and-shift IntDivider; uint64_t beyond (plain division).
+template <typename F>
+void dispatch_index_type(int64_t count, const F& f) {
+  if (count <= INT32_MAX) {
+    f.template operator()<uint32_t>();
+  } else {
+    f.template operator()<uint64_t>();
+  }
+}
+
 // One thread per element, grid-stride loop beyond kMaxElementwiseBlocks blocks.
 // numel must be positive: launchers return early on empty tensors (CUDA rejects empty grids).
 inline LaunchConfig elementwise_launch_config(int64_t numel) {

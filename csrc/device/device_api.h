@@ -8,6 +8,8 @@
 // launches on the CPU so the tests run the very same device code.
 #pragma once
 
+#include <ATen/cuda/detail/IntegerDivider.cuh>
+
 #include "common/launch_config.h"
 #include "common/macros.h"
 
@@ -57,6 +59,12 @@ using ::batchgan::emu::warp_reduce_sum;
 #endif
 
 namespace batchgan {
+
+// Division and remainder by a size fixed for the whole launch (launch_config.h's
+// dispatch_index_type picks index_t): for uint32_t a multiply-high and a shift instead of a
+// hardware division per element, as PyTorch's own elementwise kernels do.
+template <typename index_t>
+using IntDivider = at::cuda::detail::IntDivider<index_t>;
 
 // Sum over a 1-D block whose size is a multiple of the warp size. The result is valid in
 // thread 0 only. Every thread of the block must call it (it contains barriers); a kernel may
