@@ -32,6 +32,11 @@
 // A shared-memory variable of the block; the emulator's version gives each block fresh memory.
 #define BATCHGAN_SHARED(type, name, ...) __shared__ type name __VA_ARGS__
 
+// A check of a value the kernel reads, at no extra launch or host sync: a device-side assert
+// (the CUDA context ends at the next synchronisation, as with torch's _assert_async).
+// `message` must be a string literal.
+#define BATCHGAN_DEVICE_CHECK(cond, message) CUDA_KERNEL_ASSERT_MSG(cond, message)
+
 namespace batchgan {
 
 // Sum over the 32 lanes of a full warp; every lane gets the total.
@@ -51,6 +56,12 @@ __device__ __forceinline__ T warp_reduce_sum(T value) {
 #include "device/cuda_emulator.h"
 
 #define BATCHGAN_LAUNCH_KERNEL(kernel, cfg, ...) ::batchgan::emu::launch((cfg), kernel, __VA_ARGS__)
+
+// The emulated device-side assert: the launch fails with `message` (as the CPU kernel's error).
+#define BATCHGAN_DEVICE_CHECK(cond, message)                        \
+  do {                                                              \
+    if (!(cond)) throw ::batchgan::emu::DeviceCheckFailed(message); \
+  } while (0)
 
 namespace batchgan {
 using ::batchgan::emu::warp_reduce_sum;
