@@ -46,14 +46,26 @@ inline LaunchConfig block_per_item_launch_config(int64_t num_items) {
 }
 
 // Pairwise kernels (minibatch discrimination): a block owns kPairwiseTileRows rows i of one
-// (kernel b, set g) and walks the set's samples j in tiles of kPairwiseTileJ samples x
-// kPairwiseTileC dims staged in shared memory. Grid: (row tiles, B, G).
+// (kernel b, set g), one thread each, and walks the set's samples j in tiles of kPairwiseTileJ
+// (forward) or kPairwiseGradTileJ (backward) samples, staged in shared memory kPairwiseTileC
+// dims at a time. Grid: (row tiles, B, G). A thread keeps a tile's distances, and in the
+// backward kPairwiseTileC gradient sums, in registers: the tile widths set the register count,
+// hence the occupancy (README, "Kernel resources").
 constexpr int kPairwiseTileRows = 128;
 constexpr int kPairwiseTileJ = 32;
-constexpr int kPairwiseTileC = 32;
+constexpr int kPairwiseGradTileJ = 8;
+constexpr int kPairwiseTileC = 16;
+// Padding of a staged chunk's rows ([c][j]): 4 values keep every row 16-byte aligned (vector
+// loads) and spread the staging stores, which run along c, over the banks.
+constexpr int kPairwiseTilePad = 4;
 
-inline LaunchConfig pairwise_tile_launch_config(int64_t set_size, int64_t kernels, int64_t num_sets) {
+inline LaunchConfig pairwise_tile_launch_config(int64_t set_size, int64_t kernels, int64_t dims, int64_t num_sets) {
   TORCH_CHECK(set_size > 0, "batchgan internal error: pairwise launch over an empty set");
+  // The kernels index samples and dims of a set with 32-bit ints (fewer registers).
+  TORCH_CHECK(set_size <= 2147483647 - kPairwiseTileRows,
+              "num_sets: the CUDA kernel handles sets of at most 2^31 - 129 samples, got ", set_size);
+  TORCH_CHECK(dims >= 0 && dims <= 2147483647 - kPairwiseTileC,
+              "M: the CUDA kernel handles at most 2^31 - 17 kernel dims (size(2)), got ", dims);
   TORCH_CHECK(kernels >= 1 && kernels <= 65535, "M: the CUDA kernel handles at most 65535 kernels (size(1)), got ",
               kernels);
   TORCH_CHECK(num_sets >= 1 && num_sets <= 65535, "num_sets: the CUDA kernel handles at most 65535 sets, got ",
