@@ -93,6 +93,25 @@ def test_spills_and_stack_frames_fail(tmp_path, capsys, bad, message):
     assert "resource gate FAILED" in out and message in out and "(sm_90)" in out
 
 
+# pairwise_l1_forward_kernel<double, double> before issue 14's fix (nvcc 13.0, sm_90): the
+# label-indexed sums array on the stack.
+PAIRWISE_FWD64 = "_ZN8batchgan4cuda26pairwise_l1_forward_kernelIddEEvPKT_PKiPKT0_PS2_llllb"
+PAIRWISE_FWD64_SM90 = [
+    f"ptxas info    : Compiling entry function '{PAIRWISE_FWD64}' for 'sm_90'",
+    f"ptxas info    : Function properties for {PAIRWISE_FWD64}",
+    "    64 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads",
+    "ptxas info    : Used 96 registers, used 1 barriers, 64 bytes cumulative stack size, 8192 bytes smem",
+]
+
+
+def test_recorded_stack_frame_of_the_old_pairwise_forward_fails(tmp_path, capsys):
+    (r,) = ckr.parse_ptxas(PAIRWISE_FWD64_SM90)
+    assert (r.registers, r.stack, r.shared) == (96, 64, 8192)
+    assert ckr.main(["--no-expect", write(tmp_path, CUDA_CONFIG + CLEAN + PAIRWISE_FWD64_SM90)]) == 1
+    out = capsys.readouterr().out
+    assert "64 bytes stack frame" in out and "31.2%" in out  # 96 registers x 128 threads: 5 blocks
+
+
 def test_non_inlined_device_function_frame_fails(tmp_path, capsys):
     lines = CUDA_CONFIG + CLEAN[:3] + ["ptxas info    : Function properties for _Z6helperv"]
     lines += ["    24 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"] + CLEAN[3:]
