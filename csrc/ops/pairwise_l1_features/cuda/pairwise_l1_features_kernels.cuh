@@ -153,12 +153,12 @@ __device__ __forceinline__ void pl1_add_chunk_gradient(const Pl1Tile<acc_t, kJ>&
   }
 }
 
-// grad_m (acc_t, (N, B, C), zero-initialised): each thread writes its own row only, so no
-// atomics. Per tile, coef_j = c_b(i, j) (h[i, label(j), b] + h[j, label(i), b]) is formed from h
-// staged in shared memory (the tile's h[j, :, b] and labels with its first chunk; the block's
-// rows' h[i, :, b] once), then row i's gradient is accumulated in registers: with
-// C <= kPairwiseTileC (one chunk) over the whole walk, from the chunk the distances were read
-// from, and written once; with more dims the tile's chunks are staged again once the
+// grad_m (acc_t, (N, B, C); zero-initialised when C > kPairwiseTileC): each thread writes its
+// own row only, so no atomics. Per tile, coef_j = c_b(i, j) (h[i, label(j), b] + h[j, label(i), b])
+// is formed from h staged in shared memory (the tile's h[j, :, b] and labels with its first
+// chunk; the block's rows' h[i, :, b] once), then row i's gradient is accumulated in registers:
+// with C <= kPairwiseTileC (one chunk) over the whole walk, from the chunk the distances were
+// read from, and written once; with more dims the tile's chunks are staged again once the
 // coefficients are known and each chunk's sums are added to grad_m.
 template <typename scalar_t, typename acc_t, int kP>
 __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const scalar_t* __restrict__ M,
@@ -285,7 +285,10 @@ inline at::Tensor pairwise_l1_features_backward_device(const at::Tensor& grad, c
                                                        int64_t num_populations) {
   const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   const at::Tensor h = pairwise_l1_scaled_grad(in, grad);  // (N, P, B), acc dtype
-  at::Tensor grad_m = at::zeros({in.n, in.b, in.c}, M.options().dtype(in.acc_type));
+  // With one chunk of dims the kernel writes every element; with more it adds to grad_m.
+  const at::TensorOptions acc_options = M.options().dtype(in.acc_type);
+  at::Tensor grad_m =
+      in.c <= kPairwiseTileC ? at::empty({in.n, in.b, in.c}, acc_options) : at::zeros({in.n, in.b, in.c}, acc_options);
   if (grad_m.numel() == 0) return grad_m.to(M.scalar_type());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, M.scalar_type(), "pairwise_l1_features_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
