@@ -43,12 +43,17 @@ class SMLimits:
     shared_bytes: int = 164 * 1024
     shared_granularity: int = 128
     reserved_shared_per_block: int = 1024  # the runtime's per-block reservation
+    sms: int = 108  # SMs of the reference GPU, for the grid-limited estimate
 
 
 ARCHES = {
-    "sm_80": SMLimits(shared_bytes=164 * 1024),
-    "sm_90": SMLimits(shared_bytes=228 * 1024),
+    "sm_80": SMLimits(shared_bytes=164 * 1024, sms=108),  # A100
+    "sm_90": SMLimits(shared_bytes=228 * 1024, sms=132),  # H100 SXM
 }
+
+# The pairwise kernels' grid at the benchmark's N=256 (bench_pairwise_l1_features.py: B=100
+# kernels, one set): (row tiles of kPairwiseTileRows) x B x sets blocks.
+PAIRWISE_N, PAIRWISE_B, PAIRWISE_SETS = 256, 100, 1
 
 # Kernel (unqualified name) -> the launch_config.h constant giving its threads per block.
 KERNEL_LAUNCH = {
@@ -162,10 +167,12 @@ def describe(record, demangled):
 
 
 def launch_constants(path=LAUNCH_CONFIG_H):
-    """`constexpr int kName = value;` of launch_config.h (the block sizes)."""
+    """`constexpr int kName = value;` (or int64_t) of launch_config.h: block sizes, the pairwise tiling."""
     with open(path) as f:
         text = f.read()
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"constexpr\s+int\s+(k\w+)\s*=\s*(\d+)\s*;", text)}
+    return {
+        m.group(1): int(m.group(2)) for m in re.finditer(r"constexpr\s+int(?:64_t)?\s+(k\w+)\s*=\s*(\d+)\s*;", text)
+    }
 
 
 def block_threads(name, constants):
@@ -188,6 +195,31 @@ def occupancy(registers, shared_bytes, threads, limits):
     by_smem = limits.shared_bytes // smem
     blocks = min(by_warps, by_regs, by_smem, limits.max_blocks)
     return blocks * warps / limits.max_warps, blocks
+
+
+def grid_limited_occupancy(blocks, threads, per_sm_blocks, limits):
+    """Occupancy a grid of `blocks` blocks can reach: its warps spread over the GPU's SMs, at most
+    the theoretical per-SM residency (a grid too small to fill the GPU caps it)."""
+    warps = math.ceil(threads / 32)
+    per_sm = min(per_sm_blocks, math.ceil(blocks / limits.sms))
+    return min(per_sm * warps, blocks * warps / limits.sms) / limits.max_warps
+
+
+def pairwise_slices(constants, n, kernels, sets):
+    """Slices of the j walk per row, as pairwise_tile_launch_config (launch_config.h) picks them."""
+    row_tiles = math.ceil(n / constants["kPairwiseTileRows"])
+    target, min_samples = constants.get("kPairwiseTargetBlocks"), constants.get("kPairwiseMinSliceSamples")
+    if target is None or min_samples is None:  # no split
+        return 1
+    slices = max(1, min(math.ceil(target / (row_tiles * kernels * sets)), math.ceil(n / min_samples)))
+    tile = constants["kPairwiseTileJ"]
+    slice_len = math.ceil(math.ceil(n / slices) / tile) * tile
+    return math.ceil(n / slice_len)
+
+
+def pairwise_grid_blocks(constants, n=PAIRWISE_N, kernels=PAIRWISE_B, sets=PAIRWISE_SETS):
+    """Blocks of pairwise_tile_launch_config for sets of n samples: (row tiles x slices, B, sets)."""
+    return math.ceil(n / constants["kPairwiseTileRows"]) * pairwise_slices(constants, n, kernels, sets) * kernels * sets
 
 
 def expected_kernels(root=ROOT):
@@ -245,13 +277,22 @@ def table_rows(records, constants):
                 continue
             occ = occupancy(r.registers, r.shared, threads, limits) if threads else (None, None)
             row[arch] = {"regs": r.registers, "spill": (r.spill_stores, r.spill_loads), "stack": r.stack}
-            row[arch].update(smem=r.shared, occupancy=occ[0], blocks=occ[1])
+            row[arch].update(smem=r.shared, occupancy=occ[0], blocks=occ[1], grid=None)
+            if threads and name.startswith("pairwise_l1_"):
+                row[arch]["grid"] = grid_limited_occupancy(pairwise_grid_blocks(constants), threads, occ[1], limits)
         rows.append(row)
     return rows
 
 
 def _per_arch(row, fmt):
     return [("-" if row[arch] is None else fmt(row[arch])) for arch in ARCHES]
+
+
+def _fmt_occupancy(s):
+    if s["occupancy"] is None:
+        return "-"
+    text = f"{100 * s['occupancy']:.1f}%"
+    return text if s["grid"] is None else text + f" ({100 * s['grid']:.1f}% at N={PAIRWISE_N})"
 
 
 def format_table(rows, markdown=False):
@@ -279,7 +320,7 @@ def format_table(rows, markdown=False):
                 " / ".join(_per_arch(row, lambda s: "{}+{}".format(*s["spill"]))),
                 " / ".join(_per_arch(row, lambda s: str(s["stack"]))),
                 " / ".join(str(v) for v in sorted(smem)) or "-",
-                *_per_arch(row, lambda s: "-" if s["occupancy"] is None else f"{100 * s['occupancy']:.1f}%"),
+                *_per_arch(row, _fmt_occupancy),
             ]
         )
     if markdown:

@@ -178,3 +178,28 @@ def test_occupancy_estimate_known_cases(regs, smem, threads, arch, expected_bloc
 def test_duplicate_compiles_keep_the_worst(tmp_path):
     records = ckr.merge(ckr.parse_ptxas(entry(FWD, "sm_90", 30) + entry(FWD, "sm_90", 40) + entry(FWD, "sm_90", 35)))
     assert [r.registers for r in records] == [40]
+
+
+def test_grid_limited_occupancy_at_n256():
+    # The pre-fix pairwise backward (float32, 92 registers on sm_90: 5 blocks of 4 warps per SM) at
+    # N=256, B=100 had 2 x 100 blocks of 128 threads: on 132 SMs 800 warps, 9.5% of 132 x 64.
+    occ, per_sm = ckr.occupancy(92, 4096, 128, ckr.ARCHES["sm_90"])
+    assert per_sm == 5
+    assert ckr.grid_limited_occupancy(200, 128, 5, ckr.ARCHES["sm_90"]) == pytest.approx(800 / 132 / 64)
+    # A grid that fills every SM is capped by the per-SM residency.
+    assert ckr.grid_limited_occupancy(10_000, 128, 5, ckr.ARCHES["sm_90"]) == pytest.approx(20 / 64)
+
+
+@pytest.mark.parametrize(
+    "n, kernels, sets, slices",
+    [
+        (256, 100, 1, 4),  # 200 blocks: 4 slices of 64 samples
+        (4096, 100, 1, 1),  # 3,200 blocks fill the GPU
+        (37, 2, 1, 1),  # fewer samples than a slice's minimum
+        (130, 1, 1, 3),  # 3 slices of 64 samples (the last one 2)
+    ],
+)
+def test_pairwise_slices_as_launch_config_picks_them(n, kernels, sets, slices):
+    constants = ckr.launch_constants()
+    assert ckr.pairwise_slices(constants, n, kernels, sets) == slices
+    assert ckr.pairwise_grid_blocks(constants, n, kernels, sets) == -(-n // 128) * slices * kernels * sets

@@ -2,18 +2,18 @@
 // device/device_api.h (run on the GPU from pairwise_l1_features_cuda.cu, on the CPU emulator in tests).
 //
 // A block owns kPairwiseTileRows rows i of one (kernel b, set g), one thread per row, and walks
-// the set's samples j in tiles of kJ samples (kPairwiseTileJ forward, kPairwiseGradTileJ
-// backward). A tile is staged in shared memory in chunks of kPairwiseTileC dims (coalesced over
-// c) and every thread of the block reuses it, so M is read from global memory
-// O(N / kPairwiseTileRows) times instead of O(N). A chunk is stored [c][j], rows padded by
-// kPairwiseTilePad: a thread walks j for a fixed c, so it reads a row contiguously and aligned
-// (vector loads of values every thread reads, a broadcast). Each thread keeps its row's kJ
-// partial distances in registers while the chunks are walked, so any C fits. Everything a
-// thread keeps across a loop is indexed by compile-time constants (unrolled loops), so it stays
-// in registers: no stack frame. Every thread runs every loop and barrier; rows past the set and
-// samples past the set are masked, never returned from early. A tile always takes at least one
-// chunk (C = 0 too), so what is staged with its first chunk (labels, h) is behind a barrier
-// before it is read, and read before the barrier that precedes the next tile's staging.
+// one slice of the set's samples j (slice_len samples; more than one slice per row when the grid
+// would be too small to fill the GPU, see launch_config.h) in tiles of kJ samples (kPairwiseTileJ
+// forward, kPairwiseGradTileJ backward). blockIdx.x = slice * row tiles + row tile. A tile is staged in shared memory
+// in chunks of kPairwiseTileC dims (coalesced over c) and every thread of the block reuses it, so M is read from global
+// memory O(N / kPairwiseTileRows) times instead of O(N). A chunk is stored [c][j], rows padded by kPairwiseTilePad: a
+// thread walks j for a fixed c, so it reads a row contiguously and aligned (vector loads of values every thread reads,
+// a broadcast). Each thread keeps its row's kJ partial distances in registers while the chunks are walked, so any C
+// fits. Everything a thread keeps across a loop is indexed by compile-time constants (unrolled loops), so it stays in
+// registers: no stack frame. Every thread runs every loop and barrier; rows past the set and samples past the set are
+// masked, never returned from early. A tile always takes at least one chunk (C = 0 too), so what is staged with its
+// first chunk (labels, h) is behind a barrier before it is read, and read before the barrier that precedes the next
+// tile's staging.
 //
 // kP is the number of population accumulators: 1 without split (no labels are read), else
 // kPairwiseMaxPopulations. Summation order: a distance adds its dims in ascending c, a row's
@@ -48,7 +48,7 @@ __device__ __forceinline__ int pl1_chunk_dims(int C, int c0) {
 }
 
 // Stages M[j0 + jj, b, c0 + cc] of the set (set_m: the set's first sample at kernel b; samples
-// `stride` apart) in tile[cc][jj], 0 outside the set / dims.
+// `stride` apart) in tile[cc][jj], 0 from sample n (the slice's end) on and outside the dims.
 template <int kJ, typename scalar_t, typename acc_t>
 __device__ __forceinline__ void pl1_stage_chunk(Pl1Tile<acc_t, kJ>& tile, const scalar_t* __restrict__ set_m,
                                                 int64_t stride, int n, int C, int j0, int c0) {
@@ -74,15 +74,22 @@ __device__ __forceinline__ void pl1_add_chunk_distances(const Pl1Tile<acc_t, kJ>
 template <typename scalar_t, typename acc_t, int kP>
 __global__ void pairwise_l1_forward_kernel(const scalar_t* __restrict__ M, const int32_t* __restrict__ labels,
                                            const acc_t* __restrict__ scale, scalar_t* __restrict__ out,
-                                           int64_t set_size, int64_t B, int64_t dims, int64_t P, bool exclude_self) {
+                                           acc_t* __restrict__ partial, int64_t set_size, int64_t B, int64_t dims,
+                                           int64_t P, bool exclude_self, int64_t slice_len) {
+  // partial: nullptr with one slice (out gets the scaled sums), else (slices, N, P, B), the
+  // slices' unscaled sums.
   constexpr int kJ = kPairwiseTileJ;
   alignas(16) __shared__ Pl1Tile<acc_t, kJ> tile;
   __shared__ int32_t tile_labels[kJ];
   const int n = static_cast<int>(set_size), C = static_cast<int>(dims);
   const int64_t b = blockIdx.y;
   const int64_t first_row = static_cast<int64_t>(blockIdx.z) * n;
-  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  const int row_tiles = static_cast<int>((n + blockDim.x - 1) / blockDim.x);
+  const int slice = static_cast<int>(blockIdx.x) / row_tiles;
+  const int i = static_cast<int>((blockIdx.x % row_tiles) * blockDim.x + threadIdx.x);
   const bool active = i < n;
+  const int j_begin = slice * static_cast<int>(slice_len);
+  const int j_end = n - j_begin < slice_len ? n : j_begin + static_cast<int>(slice_len);
   const int64_t row = first_row + i;
   const int64_t stride = B * C;
   const scalar_t* __restrict__ set_m = M + (first_row * B + b) * C;
@@ -92,15 +99,15 @@ __global__ void pairwise_l1_forward_kernel(const scalar_t* __restrict__ M, const
 #pragma unroll
   for (int p = 0; p < kP; ++p) sums[p] = acc_t(0);
   acc_t dist[kJ];
-  for (int j0 = 0; j0 < n; j0 += kJ) {
+  for (int j0 = j_begin; j0 < j_end; j0 += kJ) {
 #pragma unroll
     for (int jj = 0; jj < kJ; ++jj) dist[jj] = acc_t(0);
     for (int k = 0; k < chunks; ++k) {
       const int c0 = k * kPairwiseTileC;
-      pl1_stage_chunk<kJ, scalar_t, acc_t>(tile, set_m, stride, n, C, j0, c0);
+      pl1_stage_chunk<kJ, scalar_t, acc_t>(tile, set_m, stride, j_end, C, j0, c0);
       if (kP > 1 && k == 0 && threadIdx.x < kJ) {
         const int j = j0 + static_cast<int>(threadIdx.x);
-        tile_labels[threadIdx.x] = j < n ? labels[first_row + j] : 0;
+        tile_labels[threadIdx.x] = j < j_end ? labels[first_row + j] : 0;
       }
       __syncthreads();
       if (active) {
@@ -110,7 +117,7 @@ __global__ void pairwise_l1_forward_kernel(const scalar_t* __restrict__ M, const
 #pragma unroll
           for (int jj = 0; jj < kJ; ++jj) {
             const int j = j0 + jj;
-            if (j < n && !(exclude_self && j == i)) {
+            if (j < j_end && !(exclude_self && j == i)) {
               const acc_t e = pl1_exp_neg_device(dist[jj]);
               if (kP == 1) {
                 sums[0] += e;
@@ -128,9 +135,15 @@ __global__ void pairwise_l1_forward_kernel(const scalar_t* __restrict__ M, const
     }
   }
   if (active) {
+    const int64_t partial_row = (static_cast<int64_t>(slice) * gridDim.z * n + row) * P;
 #pragma unroll
     for (int p = 0; p < kP; ++p) {
-      if (p < P) out[(row * P + p) * B + b] = static_cast<scalar_t>(sums[p] * scale[row * P + p]);
+      if (p >= P) continue;
+      if (partial == nullptr) {
+        out[(row * P + p) * B + b] = static_cast<scalar_t>(sums[p] * scale[row * P + p]);
+      } else {
+        partial[(partial_row + p) * B + b] = sums[p];
+      }
     }
   }
 }
@@ -163,7 +176,8 @@ __device__ __forceinline__ void pl1_add_chunk_gradient(const Pl1Tile<acc_t, kJ>&
 template <typename scalar_t, typename acc_t, int kP>
 __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const scalar_t* __restrict__ M,
                                             const int32_t* __restrict__ labels, acc_t* __restrict__ grad_m,
-                                            int64_t set_size, int64_t B, int64_t dims, int64_t P) {
+                                            int64_t set_size, int64_t B, int64_t dims, int64_t P, int64_t slice_len) {
+  // grad_m: (slices, N, B, C), each slice's own gradient (one slice: (N, B, C)).
   constexpr int kJ = kPairwiseGradTileJ;
   alignas(16) __shared__ Pl1Tile<acc_t, kJ> tile;
   __shared__ acc_t tile_h[kP][kJ];  // h[j0 + jj, p, b]
@@ -172,12 +186,17 @@ __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const s
   const int n = static_cast<int>(set_size), C = static_cast<int>(dims);
   const int64_t b = blockIdx.y;
   const int64_t first_row = static_cast<int64_t>(blockIdx.z) * n;
-  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  const int row_tiles = static_cast<int>((n + blockDim.x - 1) / blockDim.x);
+  const int slice = static_cast<int>(blockIdx.x) / row_tiles;
+  const int i = static_cast<int>((blockIdx.x % row_tiles) * blockDim.x + threadIdx.x);
   const bool active = i < n;
+  const int j_begin = slice * static_cast<int>(slice_len);
+  const int j_end = n - j_begin < slice_len ? n : j_begin + static_cast<int>(slice_len);
   const int64_t stride = B * C;
   const scalar_t* __restrict__ set_m = M + (first_row * B + b) * C;
   const scalar_t* __restrict__ m_row = set_m + i * stride;
-  acc_t* __restrict__ grad_row = grad_m + ((first_row + i) * B + b) * C;
+  acc_t* __restrict__ grad_row =
+      grad_m + (static_cast<int64_t>(slice) * gridDim.z * n + first_row + i) * stride + b * C;
   // h[first_row + j, p, b] = set_h[(j * P + p) * B].
   const acc_t* __restrict__ set_h = h + first_row * P * B + b;
   const int32_t* __restrict__ set_labels = labels + first_row;
@@ -197,17 +216,17 @@ __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const s
 #pragma unroll
   for (int cc = 0; cc < kPairwiseTileC; ++cc) acc[cc] = acc_t(0);
   acc_t coef[kJ];
-  for (int j0 = 0; j0 < n; j0 += kJ) {
+  for (int j0 = j_begin; j0 < j_end; j0 += kJ) {
 #pragma unroll
     for (int jj = 0; jj < kJ; ++jj) coef[jj] = acc_t(0);
     for (int k = 0; k < chunks; ++k) {
       const int c0 = k * kPairwiseTileC;
-      pl1_stage_chunk<kJ, scalar_t, acc_t>(tile, set_m, stride, n, C, j0, c0);
+      pl1_stage_chunk<kJ, scalar_t, acc_t>(tile, set_m, stride, j_end, C, j0, c0);
       if (k == 0) {
         for (int t = threadIdx.x; t < kP * kJ; t += blockDim.x) {
           const int p = t / kJ, jj = t % kJ, j = j0 + jj;
-          tile_h[p][jj] = (j < n && p < P) ? set_h[(static_cast<int64_t>(j) * P + p) * B] : acc_t(0);
-          if (kP > 1 && p == 0) tile_labels[jj] = j < n ? set_labels[j] : 0;
+          tile_h[p][jj] = (j < j_end && p < P) ? set_h[(static_cast<int64_t>(j) * P + p) * B] : acc_t(0);
+          if (kP > 1 && p == 0) tile_labels[jj] = j < j_end ? set_labels[j] : 0;
         }
       }
       __syncthreads();
@@ -220,7 +239,7 @@ __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const s
 #pragma unroll
           for (int jj = 0; jj < kJ; ++jj) {
             const acc_t h_ij = kP == 1 ? h_i : row_h[tile_labels[jj]][threadIdx.x];
-            coef[jj] = j0 + jj < n ? pl1_exp_neg_device(coef[jj]) * (h_ij + tile_h[label_i][jj]) : acc_t(0);
+            coef[jj] = j0 + jj < j_end ? pl1_exp_neg_device(coef[jj]) * (h_ij + tile_h[label_i][jj]) : acc_t(0);
           }
           if (chunks == 1) pl1_add_chunk_gradient<kJ, scalar_t, acc_t>(tile, m_row, cn, coef, acc);
         }
@@ -229,7 +248,7 @@ __global__ void pairwise_l1_backward_kernel(const acc_t* __restrict__ h, const s
     }
     for (int k = 0; chunks > 1 && k < chunks; ++k) {
       const int c0 = k * kPairwiseTileC;
-      pl1_stage_chunk<kJ, scalar_t, acc_t>(tile, set_m, stride, n, C, j0, c0);
+      pl1_stage_chunk<kJ, scalar_t, acc_t>(tile, set_m, stride, j_end, C, j0, c0);
       __syncthreads();
       if (active) {
         const int cn = pl1_chunk_dims(C, c0);
@@ -266,16 +285,23 @@ inline at::Tensor pairwise_l1_features_device(const at::Tensor& M, int64_t num_s
   const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   at::Tensor out = at::empty(pairwise_l1_output_shape(in), M.options());
   if (out.numel() == 0) return out;
+  const PairwiseLaunch launch = pairwise_tile_launch_config(in.set_size, in.b, in.c, in.num_sets);
+  // Several slices: each writes its unscaled sums, added here in slice order, then scaled.
+  at::Tensor partial;
+  if (launch.slices > 1) {
+    partial = at::empty({launch.slices, in.n, in.populations, in.b}, M.options().dtype(in.acc_type));
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, M.scalar_type(), "pairwise_l1_features_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     pl1_dispatch_populations(in.populations, [&](auto kP) {
-      BATCHGAN_LAUNCH_KERNEL((pairwise_l1_forward_kernel<scalar_t, acc_t, decltype(kP)::value>),
-                             pairwise_tile_launch_config(in.set_size, in.b, in.c, in.num_sets),
+      BATCHGAN_LAUNCH_KERNEL((pairwise_l1_forward_kernel<scalar_t, acc_t, decltype(kP)::value>), launch.cfg,
                              in.m.const_data_ptr<scalar_t>(), in.labels.const_data_ptr<int32_t>(),
-                             in.scale.const_data_ptr<acc_t>(), out.mutable_data_ptr<scalar_t>(), in.set_size, in.b,
-                             in.c, in.populations, in.exclude_self);
+                             in.scale.const_data_ptr<acc_t>(), out.mutable_data_ptr<scalar_t>(),
+                             partial.defined() ? partial.mutable_data_ptr<acc_t>() : nullptr, in.set_size, in.b, in.c,
+                             in.populations, in.exclude_self, launch.slice_len);
     });
   });
+  if (partial.defined()) out.copy_((partial.sum(0) * in.scale.unsqueeze(2)).view(out.sizes()));
   return out;
 }
 
@@ -285,21 +311,24 @@ inline at::Tensor pairwise_l1_features_backward_device(const at::Tensor& grad, c
                                                        int64_t num_populations) {
   const PairwiseL1Inputs in = pairwise_l1_prepare(M, num_sets, exclude_self, mean, split, num_populations);
   const at::Tensor h = pairwise_l1_scaled_grad(in, grad);  // (N, P, B), acc dtype
-  // With one chunk of dims the kernel writes every element; with more it adds to grad_m.
+  if (in.b * in.c == 0) return at::zeros({in.n, in.b, in.c}, M.options());
+  const PairwiseLaunch launch = pairwise_tile_launch_config(in.set_size, in.b, in.c, in.num_sets);
+  // One gradient per slice, added here in slice order. With one chunk of dims the kernel writes
+  // every element; with more it adds to it.
+  std::vector<int64_t> shape = {in.n, in.b, in.c};
+  if (launch.slices > 1) shape.insert(shape.begin(), launch.slices);
   const at::TensorOptions acc_options = M.options().dtype(in.acc_type);
-  at::Tensor grad_m =
-      in.c <= kPairwiseTileC ? at::empty({in.n, in.b, in.c}, acc_options) : at::zeros({in.n, in.b, in.c}, acc_options);
-  if (grad_m.numel() == 0) return grad_m.to(M.scalar_type());
+  at::Tensor grad_m = in.c <= kPairwiseTileC ? at::empty(shape, acc_options) : at::zeros(shape, acc_options);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, M.scalar_type(), "pairwise_l1_features_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     pl1_dispatch_populations(in.populations, [&](auto kP) {
-      BATCHGAN_LAUNCH_KERNEL((pairwise_l1_backward_kernel<scalar_t, acc_t, decltype(kP)::value>),
-                             pairwise_tile_launch_config(in.set_size, in.b, in.c, in.num_sets),
+      BATCHGAN_LAUNCH_KERNEL((pairwise_l1_backward_kernel<scalar_t, acc_t, decltype(kP)::value>), launch.cfg,
                              h.const_data_ptr<acc_t>(), in.m.const_data_ptr<scalar_t>(),
                              in.labels.const_data_ptr<int32_t>(), grad_m.mutable_data_ptr<acc_t>(), in.set_size, in.b,
-                             in.c, in.populations);
+                             in.c, in.populations, launch.slice_len);
     });
   });
+  if (launch.slices > 1) grad_m = grad_m.sum(0);
   return grad_m.to(M.scalar_type());
 }
 
