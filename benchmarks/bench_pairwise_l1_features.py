@@ -2,7 +2,7 @@
 broadcast version (the gist / torchgan layout, an N x N x B x C tensor) in eager mode and under
 torch.compile, forward + backward, with CPU peak memory.
 
-    python benchmarks/bench_pairwise_l1_features.py [--quick] [--sizes 256] [--shapes 100x5,64x16]
+    python benchmarks/bench_pairwise_l1_features.py [--quick] [--sizes 256] [--shapes 100x5,64x16] [--threads 2]
 
 Timings are interleaved medians (benchmarks/common.py); ratios are measured side by side in
 one run. A baseline is skipped, and marked so in the table, where its N x N x B x C tensor
@@ -67,8 +67,9 @@ def _peak_bytes(candidate, n, b, c):
 
 
 # Elements per timed exp call of the floor: fits in L2 with its output, so the floor is the
-# exp's compute cost, not memory bandwidth.
-FLOOR_CHUNK = 1 << 15
+# exp's compute cost, not memory bandwidth; below ATen's grain size (32768), so each call runs
+# inline on one thread (a parallel region per call would time the threads' wake-ups instead).
+FLOOR_CHUNK = 1 << 14
 
 
 def _exp_floor(n, b):
@@ -165,7 +166,10 @@ def main(argv=None):
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     parser.add_argument("--sizes", help="comma-separated N (default: all of SIZES, or --quick's)")
     parser.add_argument("--shapes", help="comma-separated BxC kernel shapes, e.g. 100x5,64x16")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [int(v) for v in args.sizes.split(",")] if args.sizes else None
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")] if args.shapes else None
     return run(quick=args.quick, with_compile=not args.no_compile, sizes=sizes, shapes=shapes)
