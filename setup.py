@@ -174,7 +174,12 @@ def extensions(config):
             sources,
             include_dirs=include_dirs,
             define_macros=define_macros,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]},
+            # -Xptxas=-v: ptxas' register/spill report of every kernel in the build log, which
+            # .ci/check_kernel_resources.py gates on.
+            extra_compile_args={
+                "cxx": cxx_flags,
+                "nvcc": ["-O3", "--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-v"],
+            },
             extra_link_args=link_args,
         )
     else:

@@ -516,9 +516,12 @@ def test_pairwise_bad_backward_grad_and_module_input():
     [
         (1, 2, 3, 1, False),  # N = 1
         (3, 2, 2, 3, False),  # sets of one sample
-        (37, 2, 5, 1, False),  # not a multiple of the 32-sample tile
-        (130, 1, 3, 1, True),  # two row blocks (128 rows each), ragged last tile
-        (20, 3, 35, 2, True),  # C larger than the 32-dim chunk
+        (37, 2, 5, 1, False),  # not a multiple of the sample tiles (32 forward, 8 backward)
+        (130, 1, 3, 1, True),  # two row blocks (128 rows each), three j slices, ragged last tile
+        (20, 3, 35, 2, True),  # C over three 16-dim chunks: the backward restages them per tile
+        (33, 2, 16, 1, False),  # C = one whole chunk: the backward's sums stay in registers
+        (24, 1, 17, 2, False),  # one dim past a chunk, one population
+        (150, 1, 20, 1, False),  # three j slices, each adding two chunks of dims to its gradient
     ],
 )
 def test_emulated_pairwise_matches_cpu(emulated, dtype, n, b, c, num_sets, with_split):

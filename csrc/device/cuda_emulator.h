@@ -100,6 +100,12 @@ namespace emu {
 // Thrown inside an emulated thread to unwind its kernel once the launch has failed.
 struct KernelAborted {};
 
+// A failed BATCHGAN_DEVICE_CHECK (device_api.h): the launch throws its message alone, the same
+// text as the CPU kernel's error.
+struct DeviceCheckFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // ---- sanitizer hooks (no-ops in a normal build) -----------------------------------------------
 // RAII: the emulator's own bookkeeping, which fibers and the scheduler share without the
 // barriers' ordering, is invisible to TSan (only device code's accesses are checked).
@@ -420,12 +426,17 @@ class BlockState {
     wait_at(tid, warps_[tid / kWarpSize].barrier, FiberState::kAtWarpBarrier, site, "warp collective");
   }
 
-  void fail(const std::string& message) {
+  // The first failure of the launch wins; `device_check`: a failed BATCHGAN_DEVICE_CHECK, whose
+  // message is the op's own error.
+  void fail(const std::string& message, bool device_check = false) {
     if (!aborted_) {
       aborted_ = true;
       error_ = message;
+      device_check_failed_ = device_check;
     }
   }
+
+  bool device_check_failed() const { return device_check_failed_; }
 
   bool aborted() const { return aborted_; }
   const std::string& error() const { return error_; }
@@ -597,6 +608,7 @@ class BlockState {
   std::vector<Warp> warps_;
   int exited_ = 0;
   bool aborted_ = false;
+  bool device_check_failed_ = false;
   std::string error_;
   std::vector<unsigned char> warp_slots_;
   std::vector<int> lane_order_;
@@ -652,6 +664,8 @@ inline void BlockState::fiber_entry() {
     try {
       s->body_();
     } catch (const KernelAborted&) {
+    } catch (const DeviceCheckFailed& e) {
+      s->fail(e.what(), /*device_check=*/true);
     } catch (const std::exception& e) {
       s->fail(std::string("exception in device code: ") + e.what());
     } catch (...) {
@@ -833,7 +847,7 @@ void launch(const LaunchConfig& cfg, Kernel kernel, Args... args) {
   blockDim = saved_idx[2];
   gridDim = saved_idx[3];
   if (state.aborted()) {
-    throw std::runtime_error("batchgan CUDA emulator: " + state.error());
+    throw std::runtime_error(state.device_check_failed() ? state.error() : "batchgan CUDA emulator: " + state.error());
   }
 }
 

@@ -8,6 +8,8 @@
 // launches on the CPU so the tests run the very same device code.
 #pragma once
 
+#include <ATen/cuda/detail/IntegerDivider.cuh>
+
 #include "common/launch_config.h"
 #include "common/macros.h"
 
@@ -30,6 +32,11 @@
 // A shared-memory variable of the block; the emulator's version gives each block fresh memory.
 #define BATCHGAN_SHARED(type, name, ...) __shared__ type name __VA_ARGS__
 
+// A check of a value the kernel reads, at no extra launch or host sync: a device-side assert
+// (the CUDA context ends at the next synchronisation, as with torch's _assert_async).
+// `message` must be a string literal.
+#define BATCHGAN_DEVICE_CHECK(cond, message) CUDA_KERNEL_ASSERT_MSG(cond, message)
+
 namespace batchgan {
 
 // Sum over the 32 lanes of a full warp; every lane gets the total.
@@ -50,6 +57,12 @@ __device__ __forceinline__ T warp_reduce_sum(T value) {
 
 #define BATCHGAN_LAUNCH_KERNEL(kernel, cfg, ...) ::batchgan::emu::launch((cfg), kernel, __VA_ARGS__)
 
+// The emulated device-side assert: the launch fails with `message` (as the CPU kernel's error).
+#define BATCHGAN_DEVICE_CHECK(cond, message)                        \
+  do {                                                              \
+    if (!(cond)) throw ::batchgan::emu::DeviceCheckFailed(message); \
+  } while (0)
+
 namespace batchgan {
 using ::batchgan::emu::warp_reduce_sum;
 }  // namespace batchgan
@@ -57,6 +70,12 @@ using ::batchgan::emu::warp_reduce_sum;
 #endif
 
 namespace batchgan {
+
+// Division and remainder by a size fixed for the whole launch (launch_config.h's
+// dispatch_index_type picks index_t): for uint32_t a multiply-high and a shift instead of a
+// hardware division per element, as PyTorch's own elementwise kernels do.
+template <typename index_t>
+using IntDivider = at::cuda::detail::IntDivider<index_t>;
 
 // Sum over a 1-D block whose size is a multiple of the warp size. The result is valid in
 // thread 0 only. Every thread of the block must call it (it contains barriers); a kernel may

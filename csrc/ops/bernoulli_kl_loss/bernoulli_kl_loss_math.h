@@ -22,6 +22,16 @@ enum class KLMode : int64_t {
   kMbgan = 1,  // eq. 14: one loss per sample against its set's target, then average
 };
 
+// A ratio outside [0, 1] (or NaN) is a bug in the caller. A string literal, so that device code
+// can assert with it too.
+#define BATCHGAN_KL_TARGET_RANGE_MESSAGE \
+  "target: expected ratios of real samples in [0, 1], got values outside it (or NaN)"
+
+template <typename T>
+BATCHGAN_HOST_DEVICE_INLINE bool kl_target_in_range(T u) {
+  return u >= T(0) && u <= T(1);  // false for NaN
+}
+
 BATCHGAN_HOST_DEVICE_INLINE float math_exp(float x) { return ::expf(x); }
 BATCHGAN_HOST_DEVICE_INLINE double math_exp(double x) { return ::exp(x); }
 BATCHGAN_HOST_DEVICE_INLINE float math_log(float x) { return ::logf(x); }

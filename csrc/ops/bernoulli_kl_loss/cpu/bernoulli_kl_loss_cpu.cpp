@@ -18,7 +18,7 @@ int64_t set_grain(int64_t set_size) { return std::max<int64_t>(1, kKLGrainSample
 
 at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& target, c10::string_view mode,
                                  int64_t num_sets, c10::string_view reduction) {
-  const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction, /*check_target_range=*/false);
+  const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction);
   at::Tensor set_total = at::empty({in.num_sets}, logits.options().dtype(in.acc_type));
   at::Tensor result;
   std::atomic<bool> target_in_range{true};
@@ -65,7 +65,7 @@ at::Tensor bernoulli_kl_loss_cpu(const at::Tensor& logits, const at::Tensor& tar
 std::tuple<at::Tensor, at::Tensor> bernoulli_kl_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& logits,
                                                                   const at::Tensor& target, c10::string_view mode,
                                                                   int64_t num_sets, c10::string_view reduction) {
-  const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction, /*check_target_range=*/false);
+  const KLInputs in = kl_prepare(logits, target, mode, num_sets, reduction);
   std::atomic<bool> target_in_range{true};
   const KLGradAccess access = kl_check_grad(in, grad);
   const at::Tensor grad_c = grad.reshape({-1}).to(in.acc_type).contiguous();

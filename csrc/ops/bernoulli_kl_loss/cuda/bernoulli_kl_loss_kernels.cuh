@@ -1,7 +1,7 @@
 // CUDA kernels of `bernoulli_kl_loss`, written against the portable subset of
 // device/device_api.h (run on the GPU from bernoulli_kl_loss_cuda.cu, on the CPU emulator in tests).
 // One block per set: the block's threads stride over the set's samples and meet in a
-// block reduction.
+// block reduction. Each block checks its set's target as it reads it (no separate launch).
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -18,6 +18,7 @@ __global__ void bernoulli_kl_forward_kernel(const scalar_t* __restrict__ logits,
                                             acc_t* __restrict__ set_total) {
   const int64_t g = blockIdx.x;
   const acc_t u = target[g];
+  BATCHGAN_DEVICE_CHECK(kl_target_in_range(u), BATCHGAN_KL_TARGET_RANGE_MESSAGE);
   acc_t acc = 0;
   for (int64_t j = threadIdx.x; j < set_size; j += blockDim.x) {
     const int64_t i = g * set_size + j;
@@ -44,6 +45,7 @@ __global__ void bernoulli_kl_backward_kernel(const acc_t* __restrict__ grad, int
   BATCHGAN_SHARED(acc_t, set_mean_logit);
   const int64_t g = blockIdx.x;
   const acc_t u = target[g];
+  BATCHGAN_DEVICE_CHECK(kl_target_in_range(u), BATCHGAN_KL_TARGET_RANGE_MESSAGE);
   const int64_t first = g * set_size;
   if (mode == KLMode::kBgan) {
     acc_t sum = 0;

@@ -14,56 +14,60 @@
 namespace batchgan {
 namespace cuda {
 
+// The sizes are IntDividers of index_t (device_api.h): no hardware division per element.
+
 // out[s, k] for s in [0, halves * B): half 0 the mixed batch, half 1 the complement.
-template <typename word_t>
+template <typename word_t, typename index_t>
 __global__ void mix_forward_kernel(const word_t* __restrict__ real, const word_t* __restrict__ fake,
-                                   const bool* __restrict__ beta, word_t* __restrict__ out, int64_t batch,
-                                   int64_t sample_numel, int64_t total) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-    const int64_t s = i / sample_numel;
-    const int64_t k = i - s * sample_numel;
-    const int64_t half = s / batch;
-    const int64_t b = s - half * batch;
-    const word_t* src = mix_takes_real(beta[b], half) ? real : fake;
-    out[i] = src[b * sample_numel + k];
+                                   const bool* __restrict__ beta, word_t* __restrict__ out, IntDivider<index_t> batch,
+                                   IntDivider<index_t> sample_numel, index_t total) {
+  const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const auto sk = sample_numel.divmod(i);
+    const auto hb = batch.divmod(sk.div);
+    const word_t* src = mix_takes_real(beta[hb.mod], static_cast<int64_t>(hb.div)) ? real : fake;
+    out[i] = src[hb.mod * sample_numel.divisor + sk.mod];
   }
 }
 
 // grad_real and grad_fake together: element i < B*S belongs to grad_real, the rest to grad_fake.
-template <typename word_t>
+template <typename word_t, typename index_t>
 __global__ void mix_backward_kernel(const word_t* __restrict__ grad, const bool* __restrict__ beta,
-                                    word_t* __restrict__ grad_real, word_t* __restrict__ grad_fake, int64_t batch,
-                                    int64_t sample_numel, bool complement, int64_t total) {
-  const int64_t per_input = batch * sample_numel;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+                                    word_t* __restrict__ grad_real, word_t* __restrict__ grad_fake,
+                                    IntDivider<index_t> sample_numel, index_t per_input, bool complement,
+                                    index_t total) {
+  const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const bool to_real = i < per_input;
-    const int64_t j = to_real ? i : i - per_input;
-    const int64_t b = j / sample_numel;
-    const int64_t half = mix_grad_source_half(beta[b], to_real, complement);
+    const index_t j = to_real ? i : i - per_input;
+    const int64_t half = mix_grad_source_half(beta[sample_numel.div(j)], to_real, complement);
     word_t* dst = to_real ? grad_real : grad_fake;
-    dst[j] = half < 0 ? word_t(0) : grad[half * per_input + j];
+    dst[j] = half < 0 ? word_t(0) : grad[static_cast<index_t>(half) * per_input + j];
   }
 }
 
 template <typename word_t>
 void launch_mix_forward(const MixInputs& in, at::Tensor& out) {
   const int64_t total = out.numel();
-  BATCHGAN_LAUNCH_KERNEL(mix_forward_kernel<word_t>, elementwise_launch_config(total),
-                         static_cast<const word_t*>(in.real.const_data_ptr()),
-                         static_cast<const word_t*>(in.fake.const_data_ptr()), in.beta.const_data_ptr<bool>(),
-                         static_cast<word_t*>(out.mutable_data_ptr()), in.batch, in.sample_numel, total);
+  dispatch_index_type(total, [&]<typename index_t>() {
+    BATCHGAN_LAUNCH_KERNEL((mix_forward_kernel<word_t, index_t>), elementwise_launch_config(total),
+                           static_cast<const word_t*>(in.real.const_data_ptr()),
+                           static_cast<const word_t*>(in.fake.const_data_ptr()), in.beta.const_data_ptr<bool>(),
+                           static_cast<word_t*>(out.mutable_data_ptr()), IntDivider<index_t>(in.batch),
+                           IntDivider<index_t>(in.sample_numel), static_cast<index_t>(total));
+  });
 }
 
 template <typename word_t>
 void launch_mix_backward(const MixBackwardInputs& in, bool complement, at::Tensor& grad_real, at::Tensor& grad_fake) {
   const int64_t total = 2 * grad_real.numel();
-  BATCHGAN_LAUNCH_KERNEL(mix_backward_kernel<word_t>, elementwise_launch_config(total),
-                         static_cast<const word_t*>(in.grad.const_data_ptr()), in.beta.const_data_ptr<bool>(),
-                         static_cast<word_t*>(grad_real.mutable_data_ptr()),
-                         static_cast<word_t*>(grad_fake.mutable_data_ptr()), in.batch, in.sample_numel, complement,
-                         total);
+  dispatch_index_type(total, [&]<typename index_t>() {
+    BATCHGAN_LAUNCH_KERNEL((mix_backward_kernel<word_t, index_t>), elementwise_launch_config(total),
+                           static_cast<const word_t*>(in.grad.const_data_ptr()), in.beta.const_data_ptr<bool>(),
+                           static_cast<word_t*>(grad_real.mutable_data_ptr()),
+                           static_cast<word_t*>(grad_fake.mutable_data_ptr()), IntDivider<index_t>(in.sample_numel),
+                           static_cast<index_t>(grad_real.numel()), complement, static_cast<index_t>(total));
+  });
 }
 
 // Calls f.template operator()<word_t>() with the unsigned word type of `element_size` bytes.
