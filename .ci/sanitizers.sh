@@ -72,7 +72,7 @@ run_variant() {
     asan)
       sanitize="address,undefined"
       dst="$OUT/asan-ubsan"
-      marker="__asan_report_load"
+      marker="__asan_init"
       # detect_leaks=0: the interpreter keeps its objects alive at exit by design (LeakSanitizer
       # would report them, not our code). UBSan's checks are fatal at compile time
       # (-fno-sanitize-recover); halt_on_error also stops at the first runtime report.
@@ -87,7 +87,7 @@ run_variant() {
     tsan)
       sanitize="thread"
       dst="$OUT/tsan"
-      marker="__tsan_read"
+      marker="__tsan_init"
       # Two OpenMP threads: the CPU kernels' at::parallel_for regions run concurrently, which is
       # what TSan is here to check; .ci/tsan_openmp.cpp tells TSan how a region is ordered.
       run_env=(
@@ -149,7 +149,7 @@ emu._selftest_race('$c', values, 64 if '$c' == 'global_write' else 128)"
   t0=$(date +%s)
   (cd "$dst" && env "${run_env[@]}" PYTHONPATH="$dst" "$PY" -m pytest -q -p no:cacheprovider --durations=5 \
     "${deselect[@]}" "${TESTS[@]}") \
-    || fail "$variant: op tests (a sanitizer report above, or a failing test)"
+    || fail "$variant: op tests, exit status $? (a sanitizer report above, a failing test, or a crash: 139 is SIGSEGV)"
   echo "[sanitizers] $(date '+%H:%M:%S') $variant: op tests clean in $(( $(date +%s) - t0 )) s"
 }
 
