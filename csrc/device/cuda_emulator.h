@@ -225,8 +225,13 @@ inline ScheduleState& schedule_state() {
 }
 
 // Stack of one fiber: mmap'ed once, reused by every block and launch (pages are committed
-// only when touched). Device code is shallow; 256 KiB leaves room for exception unwinding.
+// only when touched). Device code is shallow; 256 KiB leaves room for exception unwinding, and
+// 1 MiB for the larger frames of a sanitized build.
+#if defined(BATCHGAN_EMU_ASAN) || defined(BATCHGAN_EMU_TSAN)
+constexpr size_t kFiberStackBytes = size_t(1) << 20;
+#else
 constexpr size_t kFiberStackBytes = size_t(256) << 10;
+#endif
 
 class FiberStack {
  public:
