@@ -2,10 +2,11 @@
 //
 // Kernels (the ops' cuda/*.cuh headers) use only: threadIdx/blockIdx/blockDim/gridDim,
 // shared memory declared with BATCHGAN_SHARED(type, name, dims) (for `__shared__ type name dims`),
-// __syncthreads(), atomicAdd, standard math, and the warp/block reductions below. Blocks are
-// multiples of the warp size. Under nvcc this header is a thin layer over real CUDA; compiled by the
-// host compiler it maps the same names onto csrc/device/cuda_emulator.h, which executes
-// launches on the CPU so the tests run the very same device code.
+// __syncthreads(), atomicAdd, standard math, the warp/block reductions below, IntDivider and
+// BATCHGAN_DEVICE_CHECK. Blocks are multiples of the warp size. Under nvcc this header is a thin
+// layer over real CUDA; compiled by the host compiler it maps the same names onto
+// csrc/device/cuda_emulator.h, which executes launches on the CPU so the tests run the very same
+// device code.
 #pragma once
 
 #include <ATen/cuda/detail/IntegerDivider.cuh>
