@@ -101,6 +101,10 @@ def worker(layout: str, rounds: int, out: str) -> None:
     if rank == 0:
         with open(out, "w") as f:
             json.dump({"median": statistics.median(times), "times": times}, f)
+    # Every rank reaches here before any tears gloo down: a rank that exits while its peer is still
+    # returning from the last collective can make the peer abort ("terminate called without an
+    # active exception", seen once in the main job on a loaded machine).
+    dist.barrier()
     dist.destroy_process_group()
 
 
