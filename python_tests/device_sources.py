@@ -1,5 +1,6 @@
-"""The device code's `__syncthreads()` call sites, found in the sources, named as the emulator names
-them ("<file name>:<line>"), for the tests that switch barriers off at run time."""
+"""The C++/CUDA sources as the tests read them: comments blanked out (line numbers kept), and the
+device code's `__syncthreads()` call sites, named as the emulator names them ("<file name>:<line>"),
+for the tests that switch barriers off at run time."""
 
 import pathlib
 import re
@@ -9,13 +10,18 @@ CSRC = pathlib.Path(__file__).resolve().parent.parent / "csrc"
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
+def blank(match: re.Match) -> str:
+    """The matched text as spaces, its newlines kept (so line numbers stay)."""
+    return re.sub(r"[^\n]", " ", match.group(0))
+
+
+def without_comments(source: str) -> str:
+    return _COMMENT.sub(blank, source)
+
+
 def barrier_sites(path: pathlib.Path) -> list[str]:
     """Every `__syncthreads()` call of one C++/CUDA file, comments ignored."""
-
-    def blank(match: re.Match) -> str:  # keeps the line numbers
-        return re.sub(r"[^\n]", " ", match.group(0))
-
-    code = _COMMENT.sub(blank, path.read_text())
+    code = without_comments(path.read_text())
     return [
         f"{path.name}:{number}" for number, line in enumerate(code.splitlines(), start=1) if "__syncthreads()" in line
     ]

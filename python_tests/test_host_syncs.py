@@ -16,7 +16,7 @@ import torch
 
 import batchgan_ext as bg
 
-CSRC = pathlib.Path(__file__).resolve().parent.parent / "csrc"
+from device_sources import CSRC, blank, without_comments
 
 # Calls that read a device value on the host, or wait for the device.
 HOST_SYNC_PATTERNS = {
@@ -29,17 +29,13 @@ HOST_SYNC_PATTERNS = {
     "device synchronisation": r"\bcuda(?:Device|Stream|Event)Synchronize\b|\bcudaMemcpy\b|\.synchronize\s*\(",
 }
 
-_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"')
 
 
 def host_syncs(source: str) -> list[tuple[int, str]]:
     """(line, pattern name) of every host sync in C++/CUDA `source`, comments and strings ignored."""
 
-    def blank(match: re.Match) -> str:  # keeps the line numbers
-        return re.sub(r"[^\n]", " ", match.group(0))
-
-    code = _STRING.sub(blank, _COMMENT.sub(blank, source))
+    code = _STRING.sub(blank, without_comments(source))
     found = []
     for number, line in enumerate(code.splitlines(), start=1):
         for name, pattern in HOST_SYNC_PATTERNS.items():
