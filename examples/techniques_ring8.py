@@ -17,7 +17,7 @@ import sys
 import torch
 
 from batchgan_ext.train.results import aggregate, format_table, load_records, null_records, write_json
-from batchgan_ext.train.trainer import PRESETS, TrainConfig, Trainer
+from batchgan_ext.train.trainer import PRESETS, TrainConfig, Trainer, preset_values
 
 HISTORICAL_WEIGHT = 0.01  # the paper gives no weight; 2 w (theta - mean) is then of the order of D's gradients here
 SMALL_HISTORICAL_WEIGHT = 0.001  # and a tenth of it, to see the weight's effect
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                 path = os.path.join(folder, f"{args.method}-{name}", f"seed{seed}.json")
                 if os.path.exists(path):
                     continue
-                values = dict(PRESETS[args.preset], dataset="ring8", method=args.method, seed=seed)
+                values = dict(preset_values(args.preset, "ring8"), method=args.method, seed=seed)
                 config = TrainConfig(**values, **TECHNIQUES[name])
                 trainer = Trainer(config)
                 trainer.train(progress=False)

@@ -12,12 +12,14 @@ import torch
 from batchgan_ext import MinibatchDiscrimination
 from batchgan_ext.train import METHODS, TrainConfig, Trainer, grid25, make_dataset, mode_metrics, ring8
 from batchgan_ext.train.checkpoint import load_checkpoint
+from batchgan_ext.train.cli import build_parser, config_from_args
 from batchgan_ext.train.cli import main as cli_main
 from batchgan_ext.train.metrics import null_metrics, null_samples
 from batchgan_ext.train.report import main as report_main
 from batchgan_ext.train.report import replace_block
 from batchgan_ext.train.results import aggregate, clears_null_rows, format_table, null_records
 from batchgan_ext.train.sweep import plan_runs, run_sweep, train_run
+from batchgan_ext.train.trainer import PRESETS, preset_values
 
 TINY = dict(
     steps=4,
@@ -474,6 +476,24 @@ def test_sweep_refuses_results_of_another_configuration(tmp_path):
     other = plan_runs("demo", str(tmp_path), ["ring8"], ["standard"], [0], None, dict(TINY, steps=7, eval_samples=100))
     with pytest.raises(ValueError, match="another configuration"):
         run_sweep(other, jobs=1, progress=False)
+
+
+def test_presets_give_grid25_two_discriminator_steps_in_the_sweep_the_cli_and_the_demo(tmp_path):
+    assert preset_values("results", "grid25") == dict(PRESETS["results"], n_disc=2, dataset="grid25")
+    assert preset_values("results", "ring8") == dict(PRESETS["results"], dataset="ring8")
+    assert preset_values("paper", "grid25") == dict(PRESETS["paper"], dataset="grid25")
+    grid, ring = plan_runs("results", str(tmp_path), ["grid25", "ring8"], ["standard"], [0])
+    assert (grid.config.n_disc, ring.config.n_disc) == (2, 1)
+    (demo,) = plan_runs("demo", str(tmp_path), ["grid25"], ["bgan"], [0])
+    assert demo.config.n_disc == 2 and demo.config.steps == PRESETS["demo"]["steps"]
+    # An explicit value still wins over the dataset's.
+    (override,) = plan_runs("results", str(tmp_path), ["grid25"], ["standard"], [0], None, {"n_disc": 3})
+    assert override.config.n_disc == 3
+    parser = build_parser()
+    cli = config_from_args(parser.parse_args(["--dataset", "grid25", "--preset", "results", "--out", str(tmp_path)]))
+    assert cli == dataclasses.replace(grid.config, method=cli.method)
+    with pytest.raises(ValueError, match="preset: expected one of"):
+        preset_values("nope", "grid25")
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_and_matches_the_uninterrupted_one(tmp_path):

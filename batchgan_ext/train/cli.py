@@ -36,7 +36,15 @@ from .networks import METHODS
 from .plots import plot_alpha, plot_image_samples, plot_losses, plot_samples, require_plotting
 from .rectangles import RECTANGLE_DATASETS
 from .results import aggregate, format_table, null_records
-from .trainer import POSITIVE_INT_FIELDS, PRESETS, TRAINING_DATASETS, TrainConfig, Trainer, make_training_dataset
+from .trainer import (
+    POSITIVE_INT_FIELDS,
+    PRESETS,
+    TRAINING_DATASETS,
+    TrainConfig,
+    Trainer,
+    make_training_dataset,
+    preset_values,
+)
 
 __all__ = ["main", "run_methods"]
 
@@ -189,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     images = args.dataset in IMAGE_DATASETS or args.dataset in RECTANGLE_DATASETS
     preset = args.preset or ("image-demo" if images else "demo")
-    values = dict(PRESETS[preset])
-    values.update(dataset=args.dataset, seed=args.seed)
+    values = preset_values(preset, args.dataset)
+    values.update(seed=args.seed)
     for name in (*INT_OPTIONS, *FLOAT_OPTIONS, "packing", "historical_averaging", "alpha_schedule"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)

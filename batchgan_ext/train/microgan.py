@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .results import aggregate, format_table, null_records
     from .sweep import Run, train_run
-    from .trainer import PRESETS, TrainConfig
+    from .trainer import PRESETS, TrainConfig, preset_values
 
     p = argparse.ArgumentParser(prog="python -m batchgan_ext.train.microgan", description=main.__doc__)
     p.add_argument("--out", required=True, help="results folder")
@@ -449,12 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table_only:
         for seed in range(args.seeds):
             for alpha in alphas + ([None] if args.baseline else []):
-                values = dict(PRESETS[args.preset], dataset=args.dataset, method="microgan", seed=seed)
+                values = dict(preset_values(args.preset, args.dataset), method="microgan", seed=seed)
                 values.update(num_discriminators=args.num_discriminators, alpha=alpha, alpha_schedule="static")
                 if isinstance(alpha, str):
                     values.update(alpha=None, alpha_schedule=alpha)
                 if alpha is None:  # the baseline: the same budget, its own defaults otherwise
-                    values = dict(PRESETS[args.preset], dataset=args.dataset, method=args.baseline, seed=seed)
+                    values = dict(preset_values(args.preset, args.dataset), method=args.baseline, seed=seed)
                 for name in ("steps", "batch_size"):
                     if getattr(args, name) is not None:
                         values[name] = getattr(args, name)

@@ -26,7 +26,7 @@ import torch
 from ._extras import require
 from .objectives import COMPARED_METHODS, METHODS
 from .results import write_json
-from .trainer import PRESETS, TRAINING_DATASETS, TrainConfig, Trainer, config_matches
+from .trainer import PRESETS, TRAINING_DATASETS, TrainConfig, Trainer, config_matches, preset_values
 
 __all__ = ["Run", "plan_runs", "run_sweep", "samples_path", "train_run", "main"]
 
@@ -57,8 +57,8 @@ def plan_runs(
         for dataset in datasets:
             for method in methods:
                 for gamma in gammas if gammas is not None else [None]:
-                    values = dict(PRESETS[preset], **(overrides or {}))
-                    values.update(dataset=dataset, method=method, seed=seed)
+                    values = dict(preset_values(preset, dataset), **(overrides or {}))
+                    values.update(method=method, seed=seed)
                     name = method
                     if gamma is not None:
                         values["gamma"] = gamma

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from batchgan_ext.train.trainer import PRESETS, TrainConfig, Trainer
+from batchgan_ext.train.trainer import TrainConfig, Trainer, preset_values
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     if args.no_g_batch_norm:
         overrides["g_batch_norm"] = False
     config = TrainConfig(
-        **{**PRESETS["results"], **overrides}, dataset="grid25", method="pacgan", packing=args.packing, seed=args.seed
+        **{**preset_values("results", "grid25"), **overrides}, method="pacgan", packing=args.packing, seed=args.seed
     )
     trainer = Trainer(config)
     print(f"game: pacgan, packing {args.packing}, {overrides or 'the results preset'}")
