@@ -2,8 +2,9 @@
 
 Trains pacgan (results preset, seed 0) for `--game-steps` generator steps, printing D's loss, then
 freezes the generator and trains the same discriminator alone for `--alone-steps` steps on fresh
-real and fake packs. In the game the loss sits at log 2 (0.693); alone it falls, so the packed D can
-tell the two apart. `--packing 1` runs the same with the unpacked (standard) D for comparison.
+real and fake packs. With `--n-disc 1` (the preset's value when this was measured; grid25's is now 2)
+the loss sits at log 2 (0.693) in the game; alone it falls, so the packed D can tell the two apart.
+`--packing 1` runs the same with the unpacked (standard) D for comparison.
 
     PYTHONPATH=. .venv/bin/python results/diagnostics/pacgan_game.py [--packing 4] [--lr 5e-4] [--beta1 0.5]
         [--n-disc 1] [--hidden 128] [--batch-size 256] [--no-g-batch-norm] [--game-steps 300] [--alone-steps 600]
