@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     require_plotting()
     start = time.perf_counter()
     config = runs[0].config
-    n_disc = ", ".join(f"{d} {next(r.config.n_disc for r in runs if r.config.dataset == d)}" for d in datasets)
+    n_disc = ", ".join(f"{d} {n}" for d, n in {r.config.dataset: r.config.n_disc for r in runs}.items())
     print(
         f"2D demo: {len(runs)} runs, preset {args.preset}: {config.steps} generator steps, n_disc ({n_disc}), "
         f"batch {config.batch_size}, sets of {config.set_size}, {config.hidden}-unit networks; {args.jobs} at a time",
