@@ -18,6 +18,7 @@ from batchgan_ext.train.metrics import null_metrics, null_samples
 from batchgan_ext.train.report import main as report_main
 from batchgan_ext.train.report import replace_block
 from batchgan_ext.train.results import aggregate, clears_null_rows, format_table, null_records
+from batchgan_ext.train.sweep import main as sweep_main
 from batchgan_ext.train.sweep import plan_runs, run_sweep, train_run
 from batchgan_ext.train.trainer import PRESETS, preset_values
 
@@ -469,6 +470,18 @@ def test_sweep_plans_seed_major_and_writes_one_file_per_run(tmp_path):
     # A second sweep skips what exists.
     assert run_sweep(runs, jobs=1, progress=False) == ["ring8/standard/seed1", "ring8/bgan/seed1"]
     assert run_sweep(runs, jobs=1, progress=False) == []
+
+
+def test_sweep_first_seed_trains_seeds_kept_apart_from_the_table(tmp_path, capsys):
+    out = tmp_path / "selection"
+    args = ["--out", str(out), "--datasets", "ring8", "--methods", "standard", "--steps", "2", "--jobs", "1"]
+    assert sweep_main([*args, "--seeds", "2", "--first-seed", "10", "--no-progress"]) == 0
+    assert sorted(os.listdir(out / "ring8" / "standard")) == ["seed10.json", "seed11.json"]
+    with open(out / "ring8" / "standard" / "seed11.json") as f:
+        assert json.load(f)["config"]["seed"] == 11
+    with pytest.raises(SystemExit):
+        sweep_main([*args, "--first-seed", "-1"])
+    assert "--first-seed: expected an integer >= 0" in capsys.readouterr().err
 
 
 def test_sweep_refuses_results_of_another_configuration(tmp_path):

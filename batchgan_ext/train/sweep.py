@@ -215,7 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="results", choices=sorted(PRESETS))
     p.add_argument("--datasets", default="grid25,ring8")
     p.add_argument("--methods", default=",".join(COMPARED_METHODS))
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. K-1 (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds S .. S+K-1 (default 3)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="S (default 0); e.g. 10 for seeds kept apart from a table's to choose a hyperparameter on",
+    )
     p.add_argument("--gammas", default=None, help="comma-separated gammas: one run per gamma (batch methods)")
     p.add_argument("--steps", type=int, default=None, help="overrides the preset's generator steps")
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once, one CPU thread each (default 2)")
@@ -234,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("seeds", "jobs", "checkpoint_every"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer")
+        if args.first_seed < 0:
+            raise ValueError(f"--first-seed: expected an integer >= 0, got {args.first_seed}")
         overrides = {} if args.steps is None else {"steps": args.steps}
-        runs = plan_runs(args.preset, args.out, datasets, methods, list(range(args.seeds)), gammas, overrides)
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        runs = plan_runs(args.preset, args.out, datasets, methods, seeds, gammas, overrides)
     except ValueError as error:
         parser.error(str(error))
     trained = run_sweep(runs, jobs=args.jobs, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
