@@ -467,6 +467,7 @@ def test_sweep_plans_seed_major_and_writes_one_file_per_run(tmp_path):
         record = json.load(f)
     assert record["method"] == "standard" and record["seed"] == 0 and record["config"]["steps"] == 6
     assert {"modes_covered_strict", "reverse_kl", "history", "wall_seconds"} <= set(record)
+    assert record["torch_version"] == torch.__version__
     # A second sweep skips what exists.
     assert run_sweep(runs, jobs=1, progress=False) == ["ring8/standard/seed1", "ring8/bgan/seed1"]
     assert run_sweep(runs, jobs=1, progress=False) == []

@@ -7,7 +7,7 @@ time (one CPU thread each), one progress bar over the whole sweep.
     python -m batchgan_ext.train.sweep --preset image-results --out results/images --datasets stacked-digits
 
 Each finished run writes <out>/<dataset>/<method>[-gamma<g>]/seed<k>.json (its metrics, config,
-wall time and a thinned loss history); runs whose file exists are skipped, and a run in progress
+wall time, torch version and a thinned loss history); runs whose file exists are skipped, and a run in progress
 checkpoints to <out>/checkpoints/ every --checkpoint-every steps, so a sweep killed at any point
 (or spread over several sessions) continues where it stopped when started again with the same
 arguments. `batchgan-report <out>` (python -m batchgan_ext.train.report) prints the table.
@@ -137,6 +137,7 @@ def train_run(
         gamma=run.config.gamma,
         **metrics,
         wall_seconds=trainer.train_seconds,
+        torch_version=torch.__version__,  # a seed reproduces a run bit for bit on one torch build, not across builds
         config=dataclasses.asdict(run.config),
         history=_thin(trainer.history, HISTORY_POINTS),
     )
