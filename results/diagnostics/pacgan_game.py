@@ -6,7 +6,7 @@ real and fake packs. With `--n-disc 1` (the preset's value when this was measure
 the loss sits at log 2 (0.693) in the game; alone it falls, so the packed D can tell the two apart.
 `--packing 1` runs the same with the unpacked (standard) D for comparison.
 
-    PYTHONPATH=. .venv/bin/python results/diagnostics/pacgan_game.py [--packing 4] [--lr 5e-4] [--beta1 0.5]
+    .venv/bin/python results/diagnostics/pacgan_game.py [--packing 4] [--lr 5e-4] [--beta1 0.5]
         [--n-disc 1] [--hidden 128] [--batch-size 256] [--no-g-batch-norm] [--game-steps 300] [--alone-steps 600]
 
 Every option left out keeps the `results` preset's value.
