@@ -492,12 +492,14 @@ def test_sweep_refuses_results_of_another_configuration(tmp_path):
         run_sweep(other, jobs=1, progress=False)
 
 
-def test_presets_give_grid25_two_discriminator_steps_in_the_sweep_the_cli_and_the_demo(tmp_path):
-    assert preset_values("results", "grid25") == dict(PRESETS["results"], n_disc=2, dataset="grid25")
+def test_presets_give_grid25_its_n_disc_and_steps_in_the_sweep_the_cli_and_the_demo(tmp_path):
+    assert preset_values("results", "grid25") == dict(PRESETS["results"], n_disc=2, steps=40000, dataset="grid25")
+    assert preset_values("demo", "grid25") == dict(PRESETS["demo"], n_disc=2, dataset="grid25")
     assert preset_values("results", "ring8") == dict(PRESETS["results"], dataset="ring8")
     assert preset_values("paper", "grid25") == dict(PRESETS["paper"], dataset="grid25")
     grid, ring = plan_runs("results", str(tmp_path), ["grid25", "ring8"], ["standard"], [0])
     assert (grid.config.n_disc, ring.config.n_disc) == (2, 1)
+    assert (grid.config.steps, ring.config.steps) == (40000, 20000)
     (demo,) = plan_runs("demo", str(tmp_path), ["grid25"], ["bgan"], [0])
     assert demo.config.n_disc == 2 and demo.config.steps == PRESETS["demo"]["steps"]
     # An explicit value still wins over the dataset's.
