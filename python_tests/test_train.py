@@ -485,6 +485,19 @@ def test_sweep_first_seed_trains_seeds_kept_apart_from_the_table(tmp_path, capsy
     assert "--first-seed: expected an integer >= 0" in capsys.readouterr().err
 
 
+def test_sweep_n_disc_overrides_the_preset_for_every_run(tmp_path, capsys):
+    out = tmp_path / "ndisc"
+    args = ["--out", str(out), "--datasets", "ring8", "--methods", "standard,bgan", "--steps", "2", "--jobs", "1"]
+    assert sweep_main([*args, "--seeds", "1", "--n-disc", "3", "--no-progress"]) == 0
+    for method in ("standard", "bgan"):
+        with open(out / "ring8" / method / "seed0.json") as f:
+            assert json.load(f)["config"]["n_disc"] == 3
+    for bad in ("0", "-2"):
+        with pytest.raises(SystemExit):
+            sweep_main([*args, "--n-disc", bad])
+        assert f"--n-disc: expected a positive integer, got {bad}" in capsys.readouterr().err
+
+
 def test_sweep_refuses_results_of_another_configuration(tmp_path):
     run_sweep(_tiny_runs(tmp_path, methods=("standard",)), jobs=1, progress=False)
     other = plan_runs("demo", str(tmp_path), ["ring8"], ["standard"], [0], None, dict(TINY, steps=7, eval_samples=100))

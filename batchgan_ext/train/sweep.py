@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--gammas", default=None, help="comma-separated gammas: one run per gamma (batch methods)")
     p.add_argument("--steps", type=int, default=None, help="overrides the preset's generator steps")
+    p.add_argument(
+        "--n-disc", type=int, default=None, help="overrides the preset's discriminator steps per generator step"
+    )
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once, one CPU thread each (default 2)")
     p.add_argument("--checkpoint-every", type=int, default=2000, help="generator steps between checkpoints")
     p.add_argument("--no-progress", action="store_true")
@@ -238,12 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         datasets = parse_choices(args.datasets, TRAINING_DATASETS, "datasets")
         methods = parse_choices(args.methods, METHODS, "methods")
         gammas = None if args.gammas is None else [float(g) for g in parse_choices(args.gammas, None, "gammas")]
-        for name in ("seeds", "jobs", "checkpoint_every"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer")
+        for name in ("seeds", "jobs", "checkpoint_every", "steps", "n_disc"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
         if args.first_seed < 0:
             raise ValueError(f"--first-seed: expected an integer >= 0, got {args.first_seed}")
-        overrides = {} if args.steps is None else {"steps": args.steps}
+        overrides = {name: getattr(args, name) for name in ("steps", "n_disc") if getattr(args, name) is not None}
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         runs = plan_runs(args.preset, args.out, datasets, methods, seeds, gammas, overrides)
     except ValueError as error:
