@@ -510,6 +510,8 @@ def test_presets_give_grid25_its_n_disc_and_steps_in_the_sweep_the_cli_and_the_d
     assert preset_values("demo", "grid25") == dict(PRESETS["demo"], n_disc=2, dataset="grid25")
     assert preset_values("results", "ring8") == dict(PRESETS["results"], dataset="ring8")
     assert preset_values("paper", "grid25") == dict(PRESETS["paper"], dataset="grid25")
+    for preset in ("image-results", "image-demo"):
+        assert preset_values(preset, "stacked-digits")["n_disc"] == 2
     grid, ring = plan_runs("results", str(tmp_path), ["grid25", "ring8"], ["standard"], [0])
     assert (grid.config.n_disc, ring.config.n_disc) == (2, 1)
     assert (grid.config.steps, ring.config.steps) == (40000, 20000)
