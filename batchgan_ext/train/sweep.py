@@ -241,10 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         datasets = parse_choices(args.datasets, TRAINING_DATASETS, "datasets")
         methods = parse_choices(args.methods, METHODS, "methods")
         gammas = None if args.gammas is None else [float(g) for g in parse_choices(args.gammas, None, "gammas")]
-        for name in ("seeds", "jobs", "checkpoint_every", "steps", "n_disc"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
+        for name in ("seeds", "jobs", "checkpoint_every"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer")
         if args.first_seed < 0:
             raise ValueError(f"--first-seed: expected an integer >= 0, got {args.first_seed}")
         overrides = {name: getattr(args, name) for name in ("steps", "n_disc") if getattr(args, name) is not None}
