@@ -119,6 +119,31 @@ def test_set_mean_matches_reference(dtype, shape, num_sets):
     torch.testing.assert_close(out.double(), expected, **TOLERANCES[dtype])
 
 
+def test_bfloat16_results_are_rounded_as_torch_rounds():
+    """The CPU kernels' float -> bfloat16 conversion (common/cpu_convert.h, branch-free so that it
+    vectorises) gives torch's bits: round to nearest even, ties included; NaN stays NaN (c10 writes
+    0x7FC0 for every NaN, ATen's vectorised conversion keeps the payload, so only NaN-ness is compared)."""
+    # set_mean's backward is grad * (1/S) in float32 and one rounding, as torch computes it; the
+    # input holds every bfloat16 bit pattern (infinities and NaN payloads included).
+    grad = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16).reshape(1024, 64)
+    out = torch.ops.batchgan._set_mean_backward(grad, 3 * 1024)
+    expected = (grad.float() * (1 / 3)).bfloat16().repeat_interleave(3, dim=0)
+    nan = expected.isnan()
+    assert nan.sum() > 0 and torch.equal(out.isnan(), nan)
+    assert torch.equal(out[~nan].view(torch.int16), expected[~nan].view(torch.int16))
+    assert torch.equal(out[nan].view(torch.int16).unique(), torch.tensor([0x7FC0], dtype=torch.int16))
+    # Ties: the epilogue's z = conv(1, 1) + bias lies halfway between two bfloat16 values.
+    bias = torch.tensor([2**-8, 3 * 2**-8, -(2**-9), 5 * 2**-8, float("nan")])
+    z = 1.0 + bias.double()  # exact, each halfway between two bfloat16 neighbours (8 significant bits)
+    x = torch.ones(2, 1, 1, 1, dtype=torch.bfloat16)
+    weight = torch.ones(5, 1, 1, 1, dtype=torch.bfloat16)
+    out = bg.equivariant_conv2d(x, weight, torch.zeros_like(weight), bias.bfloat16(), num_sets=1)
+    expected = z.float().bfloat16()  # to even: 1, 1 + 2^-6, 1, 1 + 2^-6; NaN
+    assert torch.equal(out[0, :4, 0, 0].view(torch.int16), expected[:4].view(torch.int16))
+    assert out[0, 4, 0, 0].view(torch.int16).item() == 0x7FC0
+    assert expected[:4].tolist() == [1.0, 1.015625, 1.0, 1.015625]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("case", CONV_CASES[:4])
 @pytest.mark.parametrize("activation, slope", ACTIVATIONS)

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_convert.h"
+#include "common/cpu_multiversion.h"
 #include "common/dispatch_int.h"
 #include "ops/equivariant/equivariant.h"
 #include "ops/equivariant/equivariant_register.h"
@@ -61,60 +63,64 @@ void for_set_chunks(const SetLayout& l, const F& f) {
   });
 }
 
-// The inner loops, as functions of restrict pointers and by-value scalars: inside the kernels'
+// The inner loops, as functions of restrict pointers and by-value scalars, multiversioned for
+// AVX-512 / AVX2 / the baseline (common/cpu_multiversion.h): inside the kernels'
 // lambdas the slope and sizes are captured by reference, which the compiler must assume the
 // float stores may alias, and then it neither hoists nor vectorises. `omp simd` (the build
 // uses -fopenmp) makes the activation's select a blend: left to itself GCC compiles it as a
 // branch (it will not speculate the multiply under -ftrapping-math), which random signs
 // mispredict half of the time (measured 7x slower than the vector loop).
 template <Activation A, typename scalar_t, typename acc_t>
-void forward_run(scalar_t* __restrict__ y, const scalar_t* __restrict__ gm, const acc_t* __restrict__ bias,
-                 int64_t bias_step, int64_t len, acc_t slope) {
+BATCHGAN_CPU_MULTIVERSION void forward_run(scalar_t* __restrict__ y, const scalar_t* __restrict__ gm,
+                                           const acc_t* __restrict__ bias, int64_t bias_step, int64_t len,
+                                           acc_t slope) {
   if (bias_step == 0) {
     const acc_t b = bias[0];
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) {
-      const acc_t z = static_cast<acc_t>(y[j]) + b + static_cast<acc_t>(gm[j]);
-      y[j] = static_cast<scalar_t>(activation_forward<acc_t>(A, z, slope));
+      const acc_t z = to_acc<acc_t>(y[j]) + b + to_acc<acc_t>(gm[j]);
+      y[j] = from_acc<scalar_t>(activation_forward<acc_t>(A, z, slope));
     }
   } else {
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) {
-      const acc_t z = static_cast<acc_t>(y[j]) + bias[j] + static_cast<acc_t>(gm[j]);
-      y[j] = static_cast<scalar_t>(activation_forward<acc_t>(A, z, slope));
+      const acc_t z = to_acc<acc_t>(y[j]) + bias[j] + to_acc<acc_t>(gm[j]);
+      y[j] = from_acc<scalar_t>(activation_forward<acc_t>(A, z, slope));
     }
   }
 }
 
 template <Activation A, typename scalar_t, typename acc_t>
-void backward_run(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y, scalar_t* __restrict__ dz,
-                  acc_t* __restrict__ acc, int64_t len, acc_t slope) {
+BATCHGAN_CPU_MULTIVERSION void backward_run(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
+                                            scalar_t* __restrict__ dz, acc_t* __restrict__ acc, int64_t len,
+                                            acc_t slope) {
 #pragma omp simd
   for (int64_t k = 0; k < len; ++k) {
-    const acc_t d = activation_backward<acc_t>(A, static_cast<acc_t>(dy[k]), static_cast<acc_t>(y[k]), slope);
-    dz[k] = static_cast<scalar_t>(d);
+    const acc_t d = activation_backward<acc_t>(A, to_acc<acc_t>(dy[k]), to_acc<acc_t>(y[k]), slope);
+    dz[k] = from_acc<scalar_t>(d);
     acc[k] += d;
   }
 }
 
 template <typename scalar_t, typename acc_t>
-void accumulate_run(const scalar_t* __restrict__ x, acc_t* __restrict__ acc, int64_t len) {
-  for (int64_t k = 0; k < len; ++k) acc[k] += static_cast<acc_t>(x[k]);
+BATCHGAN_CPU_MULTIVERSION void accumulate_run(const scalar_t* __restrict__ x, acc_t* __restrict__ acc, int64_t len) {
+  for (int64_t k = 0; k < len; ++k) acc[k] += to_acc<acc_t>(x[k]);
 }
 
 template <typename scalar_t, typename acc_t>
-void store_run(const acc_t* __restrict__ acc, scalar_t* __restrict__ out, int64_t len, acc_t scale) {
-  for (int64_t k = 0; k < len; ++k) out[k] = static_cast<scalar_t>(acc[k] * scale);
+BATCHGAN_CPU_MULTIVERSION void store_run(const acc_t* __restrict__ acc, scalar_t* __restrict__ out, int64_t len,
+                                         acc_t scale) {
+  for (int64_t k = 0; k < len; ++k) out[k] = from_acc<scalar_t>(acc[k] * scale);
 }
 
 template <typename scalar_t, typename acc_t>
-void broadcast_run(scalar_t* __restrict__ dst, const scalar_t* __restrict__ src, int64_t len, acc_t scale,
-                   bool accumulate) {
+BATCHGAN_CPU_MULTIVERSION void broadcast_run(scalar_t* __restrict__ dst, const scalar_t* __restrict__ src, int64_t len,
+                                             acc_t scale, bool accumulate) {
   if (accumulate) {
     for (int64_t k = 0; k < len; ++k)
-      dst[k] = static_cast<scalar_t>(static_cast<acc_t>(dst[k]) + static_cast<acc_t>(src[k]) * scale);
+      dst[k] = from_acc<scalar_t>(to_acc<acc_t>(dst[k]) + to_acc<acc_t>(src[k]) * scale);
   } else {
-    for (int64_t k = 0; k < len; ++k) dst[k] = static_cast<scalar_t>(static_cast<acc_t>(src[k]) * scale);
+    for (int64_t k = 0; k < len; ++k) dst[k] = from_acc<scalar_t>(to_acc<acc_t>(src[k]) * scale);
   }
 }
 
@@ -125,13 +131,14 @@ void broadcast_run(scalar_t* __restrict__ dst, const scalar_t* __restrict__ src,
 
 // y[o] = act(c[o] + sum_k xv[k] wt[k][o]) for one sample; c = bias + the sample's Gamma term.
 template <Activation A, int kK, typename scalar_t, typename acc_t>
-void small_forward_row(scalar_t* __restrict__ y, const acc_t* __restrict__ c, const acc_t* __restrict__ wt,
-                       const acc_t* __restrict__ xv, int64_t outs, acc_t slope) {
+BATCHGAN_CPU_MULTIVERSION void small_forward_row(scalar_t* __restrict__ y, const acc_t* __restrict__ c,
+                                                 const acc_t* __restrict__ wt, const acc_t* __restrict__ xv,
+                                                 int64_t outs, acc_t slope) {
 #pragma omp simd
   for (int64_t o = 0; o < outs; ++o) {
     acc_t z = c[o];
     for (int k = 0; k < kK; ++k) z += xv[k] * wt[k * outs + o];
-    y[o] = static_cast<scalar_t>(activation_forward<acc_t>(A, z, slope));
+    y[o] = from_acc<scalar_t>(activation_forward<acc_t>(A, z, slope));
   }
 }
 
@@ -139,13 +146,14 @@ void small_forward_row(scalar_t* __restrict__ y, const acc_t* __restrict__ c, co
 // sums dzs, to the weight gradient gwt[k][o] += dz x_k, and dotted with Lambda for the
 // sample's input gradient gx[k] (returned through gx).
 template <Activation A, int kK, typename scalar_t, typename acc_t>
-void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y, const acc_t* __restrict__ wt,
-                        const acc_t* __restrict__ xv, acc_t* __restrict__ dzs, acc_t* __restrict__ gwt,
-                        acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
+BATCHGAN_CPU_MULTIVERSION void small_backward_row(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
+                                                  const acc_t* __restrict__ wt, const acc_t* __restrict__ xv,
+                                                  acc_t* __restrict__ dzs, acc_t* __restrict__ gwt,
+                                                  acc_t* __restrict__ gx, int64_t outs, int64_t len, acc_t slope) {
   acc_t dz[kChunk];
 #pragma omp simd
   for (int64_t o = 0; o < len; ++o) {
-    dz[o] = activation_backward<acc_t>(A, static_cast<acc_t>(dy[o]), static_cast<acc_t>(y[o]), slope);
+    dz[o] = activation_backward<acc_t>(A, to_acc<acc_t>(dy[o]), to_acc<acc_t>(y[o]), slope);
     dzs[o] += dz[o];
   }
   for (int k = 0; k < kK; ++k) {

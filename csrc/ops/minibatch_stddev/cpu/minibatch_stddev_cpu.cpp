@@ -1,7 +1,8 @@
 // CPU kernels of `minibatch_stddev`: parallel over (group r, channel block f, chunk of the
 // block); each task reads the chunk of the group's G samples and writes the copied channels
 // (forward) or the input gradient (backward). The per-(r, f) stddev means are reduced from
-// per-chunk partial sums in a second, small pass.
+// per-chunk partial sums in a second, small pass. The chunk loops are multiversioned
+// (common/cpu_multiversion.h).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -10,6 +11,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_convert.h"
+#include "common/cpu_multiversion.h"
 #include "ops/minibatch_stddev/minibatch_stddev.h"
 #include "ops/minibatch_stddev/minibatch_stddev_register.h"
 
@@ -46,12 +49,12 @@ int64_t item_grain(const MinibatchStddevInputs& in, const ChunkGrid& grid) {
 // sd[k] = sqrt(biased variance + eps) for every element k of the chunk (two passes: the
 // deviations are taken from the mean, as the reference does, not from raw moments).
 template <typename scalar_t, typename acc_t>
-inline void chunk_stddev(const scalar_t* const* xs, int64_t group, int64_t len, acc_t* __restrict mean,
-                         acc_t* __restrict sd) {
+BATCHGAN_CPU_MULTIVERSION void chunk_stddev(const scalar_t* const* xs, int64_t group, int64_t len,
+                                            acc_t* __restrict mean, acc_t* __restrict sd) {
   for (int64_t k = 0; k < len; ++k) mean[k] = acc_t(0);
   for (int64_t gi = 0; gi < group; ++gi) {
     const scalar_t* __restrict xk = xs[gi];
-    for (int64_t k = 0; k < len; ++k) mean[k] += static_cast<acc_t>(xk[k]);
+    for (int64_t k = 0; k < len; ++k) mean[k] += to_acc<acc_t>(xk[k]);
   }
   const acc_t inv_g = acc_t(1) / static_cast<acc_t>(group);
   for (int64_t k = 0; k < len; ++k) {
@@ -61,7 +64,7 @@ inline void chunk_stddev(const scalar_t* const* xs, int64_t group, int64_t len, 
   for (int64_t gi = 0; gi < group; ++gi) {
     const scalar_t* __restrict xk = xs[gi];
     for (int64_t k = 0; k < len; ++k) {
-      const acc_t d = static_cast<acc_t>(xk[k]) - mean[k];
+      const acc_t d = to_acc<acc_t>(xk[k]) - mean[k];
       sd[k] += d * d;
     }
   }
@@ -71,7 +74,7 @@ inline void chunk_stddev(const scalar_t* const* xs, int64_t group, int64_t len, 
 // sum_k v[k]. omp simd lets the compiler reassociate the sum into vector lanes (-fopenmp
 // build); a pragma cannot sit inside the AT_DISPATCH macro, hence a function.
 template <typename acc_t>
-inline acc_t sum_run(const acc_t* __restrict v, int64_t len) {
+BATCHGAN_CPU_MULTIVERSION acc_t sum_run(const acc_t* __restrict v, int64_t len) {
   acc_t total = 0;
 #pragma omp simd reduction(+ : total)
   for (int64_t k = 0; k < len; ++k) total += v[k];
@@ -81,11 +84,11 @@ inline acc_t sum_run(const acc_t* __restrict v, int64_t len) {
 // dst[k] = g[k] + mbstd_grad(a, x[k] - mean[k], sd[k], G): the gradient of the copied channel
 // plus that of the stddev feature.
 template <typename scalar_t, typename acc_t>
-inline void grad_run(const scalar_t* __restrict g, const scalar_t* __restrict x, const acc_t* __restrict mean,
-                     const acc_t* __restrict sd, acc_t a, int64_t group, int64_t len, scalar_t* __restrict dst) {
+BATCHGAN_CPU_MULTIVERSION void grad_run(const scalar_t* __restrict g, const scalar_t* __restrict x,
+                                        const acc_t* __restrict mean, const acc_t* __restrict sd, acc_t a,
+                                        int64_t group, int64_t len, scalar_t* __restrict dst) {
   for (int64_t k = 0; k < len; ++k) {
-    dst[k] = static_cast<scalar_t>(static_cast<acc_t>(g[k]) +
-                                   mbstd_grad(a, static_cast<acc_t>(x[k]) - mean[k], sd[k], group));
+    dst[k] = from_acc<scalar_t>(to_acc<acc_t>(g[k]) + mbstd_grad(a, to_acc<acc_t>(x[k]) - mean[k], sd[k], group));
   }
 }
 

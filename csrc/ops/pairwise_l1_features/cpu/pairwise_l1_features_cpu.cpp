@@ -21,6 +21,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/cpu_multiversion.h"
 #include "common/dispatch_int.h"
 #include "ops/pairwise_l1_features/pairwise_l1_features.h"
 #include "ops/pairwise_l1_features/pairwise_l1_features_register.h"
@@ -28,16 +29,8 @@
 namespace batchgan {
 namespace {
 
-// The row loops are compiled three times, for x86-64-v4 (AVX-512: 16 floats a vector, one
-// block of kLanes), x86-64-v3 (AVX2 + FMA: 8) and the baseline (SSE2: 4), and picked at load
-// time by an ifunc; the build itself targets the baseline. Each call covers a whole row (n
-// samples), so the indirect call is amortised.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BATCHGAN_ROW_KERNEL \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) __attribute__((noinline))
-#else
-#define BATCHGAN_ROW_KERNEL inline
-#endif
+// The row loops are multiversioned (common/cpu_multiversion.h); each call covers a whole row
+// (n samples), so the indirect call is amortised.
 
 // Samples per block of the row loops: the block's distances stay in registers while the C
 // dims are accumulated (two AVX2 vectors of floats).
@@ -73,8 +66,8 @@ inline void block_distances(const acc_t* __restrict cols, int64_t np, int64_t c_
 // the lane loop free of integer compares; masking j = i to exactly 0 keeps small features
 // exact, where subtracting 1 after the sum would cancel their digits).
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL acc_t row_feature(const acc_t* __restrict cols, const acc_t* __restrict weight, int64_t np,
-                                      int64_t c_dims, int64_t i) {
+BATCHGAN_CPU_MULTIVERSION acc_t row_feature(const acc_t* __restrict cols, const acc_t* __restrict weight, int64_t np,
+                                            int64_t c_dims, int64_t i) {
   acc_t lane_sum[kLanes] = {};
   acc_t d[kLanes];
   for (int64_t j0 = 0; j0 < np; j0 += kLanes) {
@@ -88,8 +81,8 @@ BATCHGAN_ROW_KERNEL acc_t row_feature(const acc_t* __restrict cols, const acc_t*
 
 // Several populations: out[j] = c_b(i, j) weight[j] for all j of the padded row.
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_terms(const acc_t* __restrict cols, const acc_t* __restrict weight, int64_t np,
-                                   int64_t c_dims, int64_t i, acc_t* __restrict out) {
+BATCHGAN_CPU_MULTIVERSION void row_terms(const acc_t* __restrict cols, const acc_t* __restrict weight, int64_t np,
+                                         int64_t c_dims, int64_t i, acc_t* __restrict out) {
   acc_t d[kLanes];
   for (int64_t j0 = 0; j0 < np; j0 += kLanes) {
     block_distances(cols, np, c_dims, i, j0, d);
@@ -123,8 +116,8 @@ void row_terms_exact(const acc_t* __restrict cols, int64_t np, int64_t n, int64_
 }
 
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL acc_t sum_row_where(const acc_t* __restrict v, const int32_t* __restrict lab, int32_t p,
-                                        int64_t n) {
+BATCHGAN_CPU_MULTIVERSION acc_t sum_row_where(const acc_t* __restrict v, const int32_t* __restrict lab, int32_t p,
+                                              int64_t n) {
   acc_t s = 0;
   // omp simd lets the compiler reassociate the sum into vector lanes (-fopenmp build).
 #pragma omp simd reduction(+ : s)
@@ -135,8 +128,8 @@ BATCHGAN_ROW_KERNEL acc_t sum_row_where(const acc_t* __restrict v, const int32_t
 // Backward, one population: coef[j] = c_b(i, j) (hi + h_col[j]) over the padded row (h_col is
 // zero padded; the padding's coefficients are never read).
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_coefficients(const acc_t* __restrict cols, int64_t np, int64_t c_dims, int64_t i, acc_t hi,
-                                          const acc_t* __restrict h_col, acc_t* __restrict coef) {
+BATCHGAN_CPU_MULTIVERSION void row_coefficients(const acc_t* __restrict cols, int64_t np, int64_t c_dims, int64_t i,
+                                                acc_t hi, const acc_t* __restrict h_col, acc_t* __restrict coef) {
   acc_t d[kLanes];
   for (int64_t j0 = 0; j0 < np; j0 += kLanes) {
     block_distances(cols, np, c_dims, i, j0, d);
@@ -146,8 +139,8 @@ BATCHGAN_ROW_KERNEL void row_coefficients(const acc_t* __restrict cols, int64_t 
 
 // grad[c] = -sum_{j < n} coef[j] sign(M_i,b,c - M_j,b,c) for every c.
 template <typename acc_t>
-BATCHGAN_ROW_KERNEL void row_gradient(const acc_t* __restrict cols, const acc_t* __restrict coef, int64_t n, int64_t np,
-                                      int64_t c_dims, int64_t i, acc_t* __restrict grad) {
+BATCHGAN_CPU_MULTIVERSION void row_gradient(const acc_t* __restrict cols, const acc_t* __restrict coef, int64_t n,
+                                            int64_t np, int64_t c_dims, int64_t i, acc_t* __restrict grad) {
   for (int64_t c = 0; c < c_dims; ++c) {
     const acc_t* __restrict col = cols + c * np;
     const acc_t m = col[i];
@@ -197,9 +190,9 @@ inline void block_distances_to(const acc_t* __restrict cols, int64_t np, int64_t
 
 // Forward: returns sum_{j > i} c_b(i, j) and adds each term to acc[j]. `m` is row i's C values.
 template <int kC, typename acc_t>
-BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const acc_t* __restrict valid, int64_t np,
-                                            int64_t c_dims, int64_t i, const acc_t* __restrict m_row,
-                                            acc_t* __restrict acc) {
+BATCHGAN_CPU_MULTIVERSION acc_t row_feature_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
+                                                  int64_t np, int64_t c_dims, int64_t i, const acc_t* __restrict m_row,
+                                                  acc_t* __restrict acc) {
   acc_t m_local[kC > 0 ? kC : 1];
   const acc_t* __restrict m = m_row;
   if constexpr (kC > 0) {
@@ -237,10 +230,10 @@ BATCHGAN_ROW_KERNEL acc_t row_feature_upper(const acc_t* __restrict cols, const 
 // is complete by then, since only rows before i add to it. `lanes_scratch` is C * kLanes
 // values, used when kC = 0.
 template <int kC, typename acc_t>
-BATCHGAN_ROW_KERNEL void row_gradient_upper(const acc_t* __restrict cols, const acc_t* __restrict valid, int64_t np,
-                                            int64_t c_dims, int64_t i, const acc_t* __restrict m_row, acc_t hi,
-                                            const acc_t* __restrict h, acc_t* __restrict acc,
-                                            acc_t* __restrict lanes_scratch, acc_t* __restrict grad) {
+BATCHGAN_CPU_MULTIVERSION void row_gradient_upper(const acc_t* __restrict cols, const acc_t* __restrict valid,
+                                                  int64_t np, int64_t c_dims, int64_t i, const acc_t* __restrict m_row,
+                                                  acc_t hi, const acc_t* __restrict h, acc_t* __restrict acc,
+                                                  acc_t* __restrict lanes_scratch, acc_t* __restrict grad) {
   acc_t m_local[kC > 0 ? kC : 1];
   acc_t lanes_local[kC > 0 ? kC * kLanes : 1];
   const acc_t* __restrict m = m_row;
