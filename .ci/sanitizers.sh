@@ -125,7 +125,9 @@ run_variant() {
   local so
   for so in "$dst"/batchgan_ext/_C*.so "$dst"/batchgan_ext/_emulated*.so; do
     [ -e "$so" ] || fail "$variant: $(basename "$so") was not built"
-    nm -D --undefined-only "$so" | grep -q "$marker" || fail "$variant: $(basename "$so") has no $marker"
+    # grep without -q reads nm's whole output: -q would exit at the first match and, under
+    # pipefail, nm's SIGPIPE would fail the check.
+    nm -D --undefined-only "$so" | grep "$marker" > /dev/null || fail "$variant: $(basename "$so") has no $marker"
   done
 
   # Planted bugs, compiled with the extensions' sanitizer flags and run under the tests' environment.
@@ -147,7 +149,9 @@ emu._selftest_race('$c', values, 64 if '$c' == 'global_write' else 128)"
 
   echo "[sanitizers] $(date '+%H:%M:%S') $variant: op tests"
   t0=$(date +%s)
-  (cd "$dst" && env "${run_env[@]}" PYTHONPATH="$dst" "$PY" -m pytest -q -p no:cacheprovider --durations=5 \
+  # --capture=sys: a sanitizer writes its report to fd 2 and aborts the process, so pytest's
+  # default fd-level capture would swallow the report with the process.
+  (cd "$dst" && env "${run_env[@]}" PYTHONPATH="$dst" "$PY" -m pytest -q -p no:cacheprovider --capture=sys --durations=5 \
     "${deselect[@]}" "${TESTS[@]}") \
     || fail "$variant: op tests, exit status $? (a sanitizer report above, a failing test, or a crash: 139 is SIGSEGV)"
   echo "[sanitizers] $(date '+%H:%M:%S') $variant: op tests clean in $(( $(date +%s) - t0 )) s"

@@ -59,6 +59,7 @@
 #include "common/launch_config.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define BATCHGAN_EMU_ASAN 1
 #endif
@@ -304,7 +305,11 @@ struct FiberContext {
   void* sp = nullptr;
 };
 
-inline void switch_context(FiberContext& from, FiberContext& to) { batchgan_emu_switch(&from.sp, to.sp); }
+// What a switch to `to` loads, read apart from the switch so that a caller can read it before
+// TSan's identity changes to the thread switched to (see BlockState::resume).
+inline void* switch_target(FiberContext& to) { return to.sp; }
+inline void switch_context_to(FiberContext& from, void* target) { batchgan_emu_switch(&from.sp, target); }
+inline void switch_context(FiberContext& from, FiberContext& to) { switch_context_to(from, switch_target(to)); }
 
 inline void init_context(FiberContext& ctx, void* stack, size_t size, void (*entry)()) {
   // The frame batchgan_emu_switch pops: control words, six registers, then `ret` into entry
@@ -324,7 +329,9 @@ struct FiberContext {
   ucontext_t uc;
 };
 
-inline void switch_context(FiberContext& from, FiberContext& to) { swapcontext(&from.uc, &to.uc); }
+inline ucontext_t* switch_target(FiberContext& to) { return &to.uc; }
+inline void switch_context_to(FiberContext& from, ucontext_t* target) { swapcontext(&from.uc, target); }
+inline void switch_context(FiberContext& from, FiberContext& to) { switch_context_to(from, switch_target(to)); }
 
 inline void init_context(FiberContext& ctx, void* stack, size_t size, void (*entry)()) {
   getcontext(&ctx.uc);
@@ -392,6 +399,11 @@ class BlockState {
   void run_block(const dim3& block, ScheduleRng& rng) {
     for (int t = 0; t < num_threads_; ++t) {
       Fiber& f = fibers_[t];
+#if defined(BATCHGAN_EMU_ASAN)
+      // The previous block's fiber on this stack never returned from its frames, so their
+      // redzones are still poisoned: a reused fiber stack starts clean, as a new one would.
+      __asan_unpoison_memory_region(stacks_[t]->base(), kFiberStackBytes);
+#endif
       init_context(f.context, stacks_[t]->base(), kFiberStackBytes, &BlockState::fiber_entry);
       f.state = FiberState::kRunnable;
       f.asan_fake_stack = nullptr;
@@ -587,7 +599,11 @@ class BlockState {
     __sanitizer_start_switch_fiber(last ? nullptr : &f.asan_fake_stack, scheduler_stack_bottom_, scheduler_stack_size_);
 #endif
 #if defined(BATCHGAN_EMU_TSAN)
-    __tsan_switch_to_fiber(scheduler_tsan_fiber_, __tsan_switch_to_fiber_no_sync);
+    // A thread's exit synchronises with the scheduler, as a kernel's end does with the host code
+    // after the launch: its last accesses (this function's, after fiber_entry's release of
+    // block_end_sync) happen before the launching thread reuses its stack. A yield does not:
+    // the emulated threads are ordered by their barriers only.
+    __tsan_switch_to_fiber(scheduler_tsan_fiber_, last ? 0 : __tsan_switch_to_fiber_no_sync);
 #endif
     switch_context(f.context, scheduler_);
     (void)last;
@@ -649,10 +665,14 @@ inline void BlockState::resume(int t, const dim3& block) {
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(&fake_stack, stacks_[t]->base(), kFiberStackBytes);
 #endif
+  // Read on the scheduler's behalf, before TSan's identity becomes the thread's: a block's fresh
+  // thread has not yet acquired block_begin_sync, so its own reads of the scheduler's state
+  // would race with the launch that wrote it.
+  const auto target = switch_target(fibers_[t].context);
 #if defined(BATCHGAN_EMU_TSAN)
   __tsan_switch_to_fiber(stacks_[t]->tsan_fiber(), __tsan_switch_to_fiber_no_sync);
 #endif
-  switch_context(scheduler_, fibers_[t].context);
+  switch_context_to(scheduler_, target);
 #if defined(BATCHGAN_EMU_ASAN)
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
 #endif
