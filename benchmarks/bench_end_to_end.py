@@ -22,6 +22,12 @@ cache is warm); the bf16 rows run under torch.autocast("cpu", dtype=torch.bfloat
 that raises (e.g. an op that fails under autocast) is reported in the table instead of timed.
 
     python benchmarks/bench_end_to_end.py [--quick] [--no-compile]
+    python benchmarks/bench_end_to_end.py --profile     where the M-BGAN step's extra time goes
+
+--profile prints, instead of the timing table, the self time per step of every operator in the float32
+standard and M-BGAN package steps (torch.profiler, after warm-up), side by side and sorted by the
+difference, so that the step's overhead over the floor can be split into the Gamma products, the
+package's own passes and the per-parameter work (spectral norm and Adam on Gamma's weights).
 """
 
 import argparse
@@ -44,7 +50,7 @@ from batchgan_ext.train.image_networks import make_image_discriminator
 from batchgan_ext.train.objectives import GANLoss
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_time, paired_ratio, print_table, time_interleaved, write_json
+from common import format_time, paired_ratio, print_table, steady_state_allocator, time_interleaved, write_json
 
 SET_SIZE = 16
 HALF_BATCH = 64  # real and fake samples per step
@@ -343,6 +349,49 @@ def run(quick=False, compile_naive=True, width=64):
     return target_records
 
 
+def profile_steps(width=64, steps=4, rows=25):
+    """Self time per step of each operator, float32 standard step against the M-BGAN package step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    warnings.filterwarnings("ignore")
+    steady_state_allocator()
+    torch.manual_seed(0)
+    plain_d = make_image_discriminator(channels=IMAGE[0], width=width)
+    real, fake = torch.randn(HALF_BATCH, *IMAGE), torch.randn(HALF_BATCH, *IMAGE).tanh()
+    fns = build_candidates(plain_d, real, fake, [])
+    keys = {"standard": ("float32", "-", "standard"), "mbgan package": ("float32", "mbgan", "package")}
+    per_op = {}
+    for name, key in keys.items():
+        for _ in range(2):
+            fns[key]()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                fns[key]()
+        per_op[name] = {e.key: (e.self_cpu_time_total / steps / 1e3, e.count // steps) for e in prof.key_averages()}
+    ops = set(per_op["standard"]) | set(per_op["mbgan package"])
+
+    def get(name, op):
+        return per_op[name].get(op, (0.0, 0))
+
+    ranked = sorted(ops, key=lambda op: -abs(get("mbgan package", op)[0] - get("standard", op)[0]))
+    table = [
+        [op[:60], f"{get('standard', op)[0]:.2f} ({get('standard', op)[1]})",
+         f"{get('mbgan package', op)[0]:.2f} ({get('mbgan package', op)[1]})",
+         f"{get('mbgan package', op)[0] - get('standard', op)[0]:+.2f}"]
+        for op in ranked[:rows]
+    ]  # fmt: skip
+    totals = {name: sum(t for t, _ in per_op[name].values()) for name in keys}
+    table.append(["total (all operators)", f"{totals['standard']:.2f}", f"{totals['mbgan package']:.2f}",
+                  f"{totals['mbgan package'] - totals['standard']:+.2f}"])  # fmt: skip
+    print_table(
+        f"self time per D step in ms (calls per step), float32, width {width}, {steps} profiled steps, "
+        f"{torch.get_num_threads()} threads; sorted by the difference",
+        ["operator", "standard", "mbgan package", "difference"],
+        table,
+    )
+    return per_op
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -350,7 +399,10 @@ def main(argv=None):
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile candidates")
     parser.add_argument("--width", type=int, default=64, help="the discriminator's width (SN-GAN: 64)")
+    parser.add_argument("--profile", action="store_true", help="per-operator self time instead of the timings")
     args = parser.parse_args(argv)
+    if args.profile:
+        return profile_steps(width=args.width)
     return run(quick=args.quick, compile_naive=not args.no_compile, width=args.width)
 
 
