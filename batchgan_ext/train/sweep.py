@@ -242,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         methods = parse_choices(args.methods, METHODS, "methods")
         gammas = None if args.gammas is None else [float(g) for g in parse_choices(args.gammas, None, "gammas")]
         for name in ("seeds", "jobs", "checkpoint_every"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer")
+            value = getattr(args, name)
+            if value < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")
         if args.first_seed < 0:
             raise ValueError(f"--first-seed: expected an integer >= 0, got {args.first_seed}")
         overrides = {name: getattr(args, name) for name in ("steps", "n_disc") if getattr(args, name) is not None}

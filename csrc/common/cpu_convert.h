@@ -1,9 +1,9 @@
-// Element conversions between a tensor's dtype and the accumulation dtype for the CPU kernels'
-// vectorised inner loops. For bfloat16 they are c10's conversions written branch-free: c10's
-// float -> bfloat16 tests for NaN with a branch, which keeps GCC from vectorising a loop that
-// stores bfloat16 (measured ~4x slower than float32 on the equivariant epilogue); here the NaN
-// case is a select, so the loop becomes vector shifts, adds and blends. The results are c10's
-// bit for bit (round to nearest even, NaN -> 0x7FC0). Other dtypes use static_cast.
+// Stores from the accumulation dtype for the CPU kernels' vectorised inner loops. For bfloat16
+// it is c10's float -> bfloat16 conversion written branch-free: c10's tests for NaN with a
+// branch, which keeps GCC from vectorising a loop that stores bfloat16 (measured ~4x slower than
+// float32 on the equivariant epilogue); here the NaN case is a select, so the loop becomes vector
+// shifts, adds and blends. The results are c10's bit for bit (round to nearest even, NaN ->
+// 0x7FC0). Other dtypes use static_cast; loads need nothing (c10's bfloat16 -> float is a shift).
 #pragma once
 
 #include <c10/util/BFloat16.h>
@@ -12,19 +12,6 @@
 #include <cstring>
 
 namespace batchgan {
-
-template <typename acc_t, typename scalar_t>
-inline acc_t to_acc(scalar_t v) {
-  return static_cast<acc_t>(v);
-}
-
-template <>
-inline float to_acc<float, c10::BFloat16>(c10::BFloat16 v) {
-  const uint32_t bits = static_cast<uint32_t>(v.x) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
 
 template <typename scalar_t, typename acc_t>
 inline scalar_t from_acc(acc_t v) {

@@ -78,13 +78,13 @@ BATCHGAN_CPU_MULTIVERSION void forward_run(scalar_t* __restrict__ y, const scala
     const acc_t b = bias[0];
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) {
-      const acc_t z = to_acc<acc_t>(y[j]) + b + to_acc<acc_t>(gm[j]);
+      const acc_t z = static_cast<acc_t>(y[j]) + b + static_cast<acc_t>(gm[j]);
       y[j] = from_acc<scalar_t>(activation_forward<acc_t>(A, z, slope));
     }
   } else {
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) {
-      const acc_t z = to_acc<acc_t>(y[j]) + bias[j] + to_acc<acc_t>(gm[j]);
+      const acc_t z = static_cast<acc_t>(y[j]) + bias[j] + static_cast<acc_t>(gm[j]);
       y[j] = from_acc<scalar_t>(activation_forward<acc_t>(A, z, slope));
     }
   }
@@ -96,7 +96,7 @@ BATCHGAN_CPU_MULTIVERSION void backward_run(const scalar_t* __restrict__ dy, con
                                             acc_t slope) {
 #pragma omp simd
   for (int64_t k = 0; k < len; ++k) {
-    const acc_t d = activation_backward<acc_t>(A, to_acc<acc_t>(dy[k]), to_acc<acc_t>(y[k]), slope);
+    const acc_t d = activation_backward<acc_t>(A, static_cast<acc_t>(dy[k]), static_cast<acc_t>(y[k]), slope);
     dz[k] = from_acc<scalar_t>(d);
     acc[k] += d;
   }
@@ -104,7 +104,7 @@ BATCHGAN_CPU_MULTIVERSION void backward_run(const scalar_t* __restrict__ dy, con
 
 template <typename scalar_t, typename acc_t>
 BATCHGAN_CPU_MULTIVERSION void accumulate_run(const scalar_t* __restrict__ x, acc_t* __restrict__ acc, int64_t len) {
-  for (int64_t k = 0; k < len; ++k) acc[k] += to_acc<acc_t>(x[k]);
+  for (int64_t k = 0; k < len; ++k) acc[k] += static_cast<acc_t>(x[k]);
 }
 
 template <typename scalar_t, typename acc_t>
@@ -118,9 +118,9 @@ BATCHGAN_CPU_MULTIVERSION void broadcast_run(scalar_t* __restrict__ dst, const s
                                              acc_t scale, bool accumulate) {
   if (accumulate) {
     for (int64_t k = 0; k < len; ++k)
-      dst[k] = from_acc<scalar_t>(to_acc<acc_t>(dst[k]) + to_acc<acc_t>(src[k]) * scale);
+      dst[k] = from_acc<scalar_t>(static_cast<acc_t>(dst[k]) + static_cast<acc_t>(src[k]) * scale);
   } else {
-    for (int64_t k = 0; k < len; ++k) dst[k] = from_acc<scalar_t>(to_acc<acc_t>(src[k]) * scale);
+    for (int64_t k = 0; k < len; ++k) dst[k] = from_acc<scalar_t>(static_cast<acc_t>(src[k]) * scale);
   }
 }
 
@@ -153,7 +153,7 @@ BATCHGAN_CPU_MULTIVERSION void small_backward_row(const scalar_t* __restrict__ d
   acc_t dz[kChunk];
 #pragma omp simd
   for (int64_t o = 0; o < len; ++o) {
-    dz[o] = activation_backward<acc_t>(A, to_acc<acc_t>(dy[o]), to_acc<acc_t>(y[o]), slope);
+    dz[o] = activation_backward<acc_t>(A, static_cast<acc_t>(dy[o]), static_cast<acc_t>(y[o]), slope);
     dzs[o] += dz[o];
   }
   for (int k = 0; k < kK; ++k) {

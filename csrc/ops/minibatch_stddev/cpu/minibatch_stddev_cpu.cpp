@@ -54,7 +54,7 @@ BATCHGAN_CPU_MULTIVERSION void chunk_stddev(const scalar_t* const* xs, int64_t g
   for (int64_t k = 0; k < len; ++k) mean[k] = acc_t(0);
   for (int64_t gi = 0; gi < group; ++gi) {
     const scalar_t* __restrict xk = xs[gi];
-    for (int64_t k = 0; k < len; ++k) mean[k] += to_acc<acc_t>(xk[k]);
+    for (int64_t k = 0; k < len; ++k) mean[k] += static_cast<acc_t>(xk[k]);
   }
   const acc_t inv_g = acc_t(1) / static_cast<acc_t>(group);
   for (int64_t k = 0; k < len; ++k) {
@@ -64,7 +64,7 @@ BATCHGAN_CPU_MULTIVERSION void chunk_stddev(const scalar_t* const* xs, int64_t g
   for (int64_t gi = 0; gi < group; ++gi) {
     const scalar_t* __restrict xk = xs[gi];
     for (int64_t k = 0; k < len; ++k) {
-      const acc_t d = to_acc<acc_t>(xk[k]) - mean[k];
+      const acc_t d = static_cast<acc_t>(xk[k]) - mean[k];
       sd[k] += d * d;
     }
   }
@@ -88,7 +88,8 @@ BATCHGAN_CPU_MULTIVERSION void grad_run(const scalar_t* __restrict g, const scal
                                         const acc_t* __restrict mean, const acc_t* __restrict sd, acc_t a,
                                         int64_t group, int64_t len, scalar_t* __restrict dst) {
   for (int64_t k = 0; k < len; ++k) {
-    dst[k] = from_acc<scalar_t>(to_acc<acc_t>(g[k]) + mbstd_grad(a, to_acc<acc_t>(x[k]) - mean[k], sd[k], group));
+    dst[k] =
+        from_acc<scalar_t>(static_cast<acc_t>(g[k]) + mbstd_grad(a, static_cast<acc_t>(x[k]) - mean[k], sd[k], group));
   }
 }
 
