@@ -5,7 +5,7 @@ Trains one method at the `image-results` preset on stacked-digits and, every `--
   eval            the trained generator in eval mode, batch norm with its running statistics (what the table scores);
   ema<d>          an exponential moving average of G's weights and buffers with decay d
                   (torch.optim.swa_utils.AveragedModel, StyleGAN2-ADA's G_ema idea);
-  ema<d>-bn       the same average with its batch-norm statistics recomputed from 10,000 latents of its own
+  ema<d>-bn       the same average with its batch-norm statistics recomputed on the 10,000 scoring latents
                   (torch.optim.swa_utils.update_bn): averaged running statistics need not fit averaged weights;
 and at the end the trained generator in training mode (batch statistics of the 10,000 samples), which tells a
 bad running average apart from a bad generator. Rows go to `--out` (JSON) as they come.
@@ -13,7 +13,7 @@ bad running average apart from a bad generator. Rows go to `--out` (JSON) as the
     .venv/bin/python results/diagnostics/stacked_digits_generator_average.py --method mbgan --seed 10 \
         --out results/diagnostics/stacked-digits-generator-average-seed10/mbgan.json
 
-Seed 10 is kept apart from the table. Every option left out keeps the preset's value.
+Seed 10 is kept apart from the table. The training configuration is the preset's; only method and seed are options.
 """
 
 import argparse
