@@ -11,6 +11,12 @@ Times are medians over the rounds; ratios are medians of the per-round ratios (c
 plain, fused / naive, timed in the same round), which cancels the slow drift of a shared
 machine: fused and naive differ by only a few percent on the conv shapes.
 
+A second table times a discriminator's first layer (conv1, 3 -> 64 channels on 64x3x32x32) on
+one thread with an input that needs no gradient, the case where the plain layer's backward is
+only its weight gradient and a fused layer's fixed passes weigh most (issue 14's worst case):
+forward + backward and forward alone, fused against plain, for each num_sets of --num-sets and
+the set sizes 16 and 4.
+
     python benchmarks/bench_equivariant.py [--quick] [--num-sets G] [--no-compile]
 """
 
@@ -88,6 +94,66 @@ def _candidates(kind, x, w, wg, b, num_sets, conv_kw, compile_naive):
     return fns
 
 
+def first_layer(rounds, warmup, num_sets_list):
+    """conv1 (3 -> 64, 64x3x32x32), x without gradient, one thread: fused / plain, fwd+bwd and fwd."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        name, cin, cout, k, s, size = CONV_LAYERS[0]
+        x = torch.randn(64, cin, size, size)
+        scale = 1 / math.sqrt(cin * k * k)
+        w = (torch.randn(cout, cin, k, k) * scale).requires_grad_(True)
+        wg = (torch.randn(cout, cin, k, k) * scale).requires_grad_(True)
+        b = torch.zeros(cout).requires_grad_(True)
+        grad = torch.randn(64, cout, size, size)
+        conv_kw = dict(stride=s, padding=1)
+
+        def plain():
+            return F.leaky_relu(F.conv2d(x, w, b, **conv_kw), SLOPE)
+
+        rows, records = [], []
+        for num_sets in num_sets_list:
+
+            def fused(num_sets=num_sets):
+                return bg.equivariant_conv2d(
+                    x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw
+                )
+
+            def forward_only(fn):
+                def run():
+                    with torch.no_grad():
+                        fn()
+
+                return run
+
+            fns = {
+                # The weights need gradients, x does not.
+                "plain": lambda: torch.autograd.grad(plain(), (w, b), grad),
+                "fused": lambda: torch.autograd.grad(fused(), (w, wg, b), grad),
+                "plain fwd": forward_only(plain),
+                "fused fwd": forward_only(fused),
+            }
+            samples = {}
+            times = time_interleaved(fns, warmup=warmup, rounds=rounds, samples_out=samples)
+            both = paired_ratio(samples, "fused", "plain")
+            fwd = paired_ratio(samples, "fused fwd", "plain fwd")
+            rows.append(
+                [f"{name}, sets of {64 // num_sets}", format_time(times["plain"]), format_time(times["fused"])]
+                + [f"{both:.2f}x", format_time(times["plain fwd"]), format_time(times["fused fwd"]), f"{fwd:.2f}x"]
+            )
+            records.append(
+                {"num_sets": num_sets, "seconds": times, "fused_over_plain": both, "forward_fused_over_plain": fwd}
+            )
+        print_table(
+            f"first layer 64x{cin}x{size}x{size} -> {cout}, x without gradient, 1 thread, medians of {rounds} rounds",
+            ["layer", "plain", "fused", "fused/plain", "plain fwd", "fused fwd", "fwd fused/plain"],
+            rows,
+        )
+        return records
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _geomean(values):
     values = [v for v in values if v is not None]
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
@@ -162,7 +228,11 @@ def run(quick=False, num_sets=1, compile_naive=True):
         columns,
         rows,
     )
-    write_json("equivariant", {"num_sets": num_sets, "rounds": rounds, "layers": records, "geomean_vs_plain": geo})
+    first = first_layer(rounds, warmup, sorted({num_sets, 4, 16}))
+    write_json(
+        "equivariant",
+        {"num_sets": num_sets, "rounds": rounds, "layers": records, "geomean_vs_plain": geo, "first_layer": first},
+    )
     return geo
 
 
