@@ -14,8 +14,8 @@ machine: fused and naive differ by only a few percent on the conv shapes.
 A second table times a discriminator's first layer (conv1, 3 -> 64 channels on 64x3x32x32) on
 one thread with an input that needs no gradient, the case where the plain layer's backward is
 only its weight gradient and a fused layer's fixed passes weigh most (issue 14's worst case):
-forward + backward and forward alone, fused against plain, for each num_sets of --num-sets and
-the set sizes 16 and 4.
+forward + backward and forward alone, fused against plain, with --num-sets sets and with 4 and
+16 sets (set sizes 16 and 4 at batch 64).
 
     python benchmarks/bench_equivariant.py [--quick] [--num-sets G] [--no-compile]
 """
@@ -94,6 +94,14 @@ def _candidates(kind, x, w, wg, b, num_sets, conv_kw, compile_naive):
     return fns
 
 
+def _forward_only(fn):
+    def run():
+        with torch.no_grad():
+            fn()
+
+    return run
+
+
 def first_layer(rounds, warmup, num_sets_list):
     """conv1 (3 -> 64, 64x3x32x32), x without gradient, one thread: fused / plain, fwd+bwd and fwd."""
     threads = torch.get_num_threads()
@@ -119,19 +127,12 @@ def first_layer(rounds, warmup, num_sets_list):
                     x, w, wg, b, num_sets=num_sets, activation="leaky_relu", negative_slope=SLOPE, **conv_kw
                 )
 
-            def forward_only(fn):
-                def run():
-                    with torch.no_grad():
-                        fn()
-
-                return run
-
             fns = {
                 # The weights need gradients, x does not.
                 "plain": lambda: torch.autograd.grad(plain(), (w, b), grad),
                 "fused": lambda: torch.autograd.grad(fused(), (w, wg, b), grad),
-                "plain fwd": forward_only(plain),
-                "fused fwd": forward_only(fused),
+                "plain fwd": _forward_only(plain),
+                "fused fwd": _forward_only(fused),
             }
             samples = {}
             times = time_interleaved(fns, warmup=warmup, rounds=rounds, samples_out=samples)
