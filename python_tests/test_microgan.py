@@ -358,3 +358,45 @@ def test_cli_smoke_run(tmp_path):
         timeout=120,
     )
     assert bad.returncode != 0 and "alpha:" in bad.stderr
+
+
+def test_image_runs_record_section4_curves_and_a_killed_run_resumes_them(tmp_path, digit_classifier_cache):
+    from batchgan_ext.train.sweep import Run, train_run
+
+    config = TrainConfig(
+        dataset="digits", method="microgan", num_discriminators=2, alpha=0.5, alpha_schedule="static",
+        steps=4, batch_size=8, hidden=2, latent_dim=8, eval_samples=100, log_every=1,
+    )  # fmt: skip
+    straight = train_run(Run(config, str(tmp_path / "a.json"), str(tmp_path / "a.pt"), "a"), fd_every=2, fd_samples=40)
+    curve = straight["fd_curve"]
+    assert curve["step"] == [2, 4] and len(curve["intra_fd"]) == len(curve["fd"]) == 2
+    assert straight["cumulative_intra_fd"] == pytest.approx(sum(curve["intra_fd"]))
+    assert straight["min_fd"] == min(curve["fd"]) and straight["mean_fd"] == pytest.approx(sum(curve["fd"]) / 2)
+
+    class Killed(Exception):
+        pass
+
+    def kill(_steps):
+        raise Killed
+
+    run = Run(config, str(tmp_path / "b.json"), str(tmp_path / "b.pt"), "b")
+    with pytest.raises(Killed):  # killed right after the checkpoint at step 2
+        train_run(run, checkpoint_every=2, report=kill, fd_every=2, fd_samples=40)
+    assert os.path.exists(run.checkpoint_path) and os.path.exists(run.checkpoint_path + ".fd.json")
+    resumed = train_run(run, checkpoint_every=2, fd_every=2, fd_samples=40)
+    assert resumed["fd_curve"] == curve and resumed["history"] == straight["history"]
+    assert not os.path.exists(run.checkpoint_path) and not os.path.exists(run.checkpoint_path + ".fd.json")
+
+
+def test_experiment_cli_prints_section4_table_for_images_and_refuses_fd_curves_for_2d(
+    tmp_path, digit_classifier_cache, capsys
+):
+    args = ["--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ckpt"), "--seeds", "1"]
+    args += ["--num-discriminators", "2", "--steps", "2", "--batch-size", "8", "--fd-every", "1", "--fd-samples", "40"]
+    assert mg.main([*args, "--dataset", "digits", "--preset", "image-demo", "--alphas", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "| digits | microgan | 0.5 | 1 |" in printed and "cumulative Intra FD" in printed
+    assert "evaluated at steps 1-2, every 1, 40 generated images each" in printed
+    with pytest.raises(SystemExit):
+        mg.main([*args, "--dataset", "ring8", "--preset", "demo"])
+    assert "--fd-every: section 4's FD curves need an image dataset" in capsys.readouterr().err

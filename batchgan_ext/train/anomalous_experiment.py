@@ -11,7 +11,6 @@ so an interrupted experiment resumes); table.json and the printed table are rebu
 import argparse
 import dataclasses
 import json
-import math
 import os
 import time
 
@@ -24,7 +23,7 @@ from .rectangles import (
     rectangle_null_samples,
     reference_samples,
 )
-from .results import write_json
+from .results import mean_se, write_json
 from .trainer import IMAGE_PRESET, TrainConfig, Trainer
 
 __all__ = ["VARIANTS", "main", "run_variant", "summarise"]
@@ -67,13 +66,6 @@ def run_variant(base: TrainConfig, variant: str, eval_every: int, curve_samples:
     )
 
 
-def _mean_se(values: list[float]) -> list:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return [mean, None]
-    return [mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))]
-
-
 def summarise(records: list[dict], num_samples: int, dataset_name: str = "two-rectangles") -> dict:
     """Rows (mean, s.e.) per variant, the null rows and the reference rows, all on num_samples samples."""
     rows = []
@@ -81,7 +73,7 @@ def summarise(records: list[dict], num_samples: int, dataset_name: str = "two-re
         group = [r for r in records if r["method"] == variant]
         if group:
             row = {"method": variant, "runs": len(group), "seeds": [r["seed"] for r in group]}
-            row.update({k: _mean_se([r[k] for r in group]) for k in SUMMARY_KEYS})
+            row.update({k: list(mean_se([r[k] for r in group])) for k in SUMMARY_KEYS})
             row["wall_seconds"] = sum(r["wall_seconds"] for r in group) / len(group)
             rows.append(row)
     dataset = make_rectangle_dataset(dataset_name)

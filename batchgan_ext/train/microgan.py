@@ -421,10 +421,12 @@ def _alpha_records(folder: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     """Static-alpha sweep of microgan (one run at a time, seed-major; one JSON per run under
     <out>/<dataset>/alpha-<a>/seed<k>.json, finished runs skipped), then the table over seeds with
-    the dataset's null rows."""
+    the dataset's null rows. On an image dataset every run also records section 4's curves (Intra FD
+    and FD every --fd-every steps) and a second table gives their cumulative Intra FD, mean and min FD."""
     import argparse
     import os
 
+    from .image_datasets import IMAGE_DATASETS
     from .results import aggregate, format_table, null_records
     from .sweep import Run, train_run
     from .trainer import PRESETS, TrainConfig, preset_values
@@ -441,8 +443,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="overrides the preset's batch size")
     p.add_argument("--checkpoints", default="/tmp/microgan-checkpoints", help="checkpoint folder (not the repo)")
     p.add_argument("--baseline", default=None, help="also train this method (e.g. standard) with the same budget")
+    p.add_argument(
+        "--fd-every",
+        type=int,
+        default=None,
+        help="image datasets: section 4's Intra FD and FD every this many steps (default 250; 0: off)",
+    )
+    p.add_argument("--fd-samples", type=int, default=1000, help="generated images per section 4 evaluation")
     p.add_argument("--table-only", action="store_true", help="print the table of the runs already written")
     args = p.parse_args(argv)
+    image = args.dataset in IMAGE_DATASETS
+    fd_every = (250 if image else 0) if args.fd_every is None else args.fd_every
+    if fd_every and not image:
+        p.error(f"--fd-every: section 4's FD curves need an image dataset ({', '.join(IMAGE_DATASETS)})")
     torch.set_num_threads(1)
     alphas: list = [float(a) for a in args.alphas.split(",") if a.strip()]
     alphas += [s.strip() for s in args.learned.split(",") if s.strip()]  # alpha from the paper's beta_0
@@ -469,24 +482,66 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if os.path.exists(run.result_path):
                     continue
-                record = train_run(run)
-                print(
-                    f"{run.label}: {record['modes_covered_strict']}/{record['num_modes']} strict, "
-                    f"{100 * record['high_quality_fraction']:.1f}% high quality, {record['wall_seconds']:.0f} s",
-                    flush=True,
-                )
+                record = train_run(run, fd_every=fd_every, fd_samples=args.fd_samples)
+                print(f"{run.label}: {_run_summary(record)}, {record['wall_seconds']:.0f} s", flush=True)
     records = _alpha_records(os.path.join(args.out, args.dataset))
     if not records:
         raise SystemExit(f"out: no microgan runs under {os.path.join(args.out, args.dataset)}")
     rows = aggregate(records, keys=("dataset", "method", "alpha"))
     nulls = null_records(args.dataset, records[0]["config"]["eval_samples"])
     print(format_table(rows, nulls, markdown=True, extra=("alpha",)))
+    if any("cumulative_intra_fd" in r for r in records):
+        print()
+        print(format_section4_table(records))
     for r in records:
-        print(
-            f"{r['method']} alpha {r['alpha']} seed {r['seed']}: {r['modes_covered_strict']}/{r['num_modes']} strict, "
-            f"{100 * r['high_quality_fraction']:.1f}% HQ, reverse KL {r['reverse_kl']}"
-        )
+        print(f"{r['method']} alpha {r['alpha']} seed {r['seed']}: {_run_summary(r)}")
     return 0
+
+
+def _run_summary(record: dict) -> str:
+    if "modes_covered_strict" in record:  # 2D
+        return (
+            f"{record['modes_covered_strict']}/{record['num_modes']} strict, "
+            f"{100 * record['high_quality_fraction']:.1f}% HQ, reverse KL {record['reverse_kl']}"
+        )
+    text = f"{record['modes_covered']}/{record['num_modes']} modes, KL {record['reverse_kl']:.3f}"
+    text += f", FD {record['frechet_distance']:.1f}"
+    if "cumulative_intra_fd" in record:
+        text += f", cumulative Intra FD {record['cumulative_intra_fd']:.1f}, min FD {record['min_fd']:.1f}"
+    return text
+
+
+SECTION4_COLUMNS = (
+    ("cumulative_intra_fd", "cumulative Intra FD"),
+    ("mean_fd", "mean FD"),
+    ("min_fd", "min FD"),
+)
+
+
+def format_section4_table(records: list[dict]) -> str:
+    """Section 4's metrics over training (Intra FD summed over the evaluations, mean and minimum FD to
+    real images), mean ± s.e. over the seeds of each (method, alpha), as a markdown table."""
+    from .results import mean_se
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if "cumulative_intra_fd" in r:
+            groups.setdefault((r["dataset"], r["method"], r["alpha"]), []).append(r)
+    first = next(iter(groups.values()))[0]
+    curve = first["fd_curve"]["step"]
+    header = ["dataset", "method", "alpha", "runs", *(title for _, title in SECTION4_COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for (dataset, method, alpha), group in groups.items():
+        cells = [dataset, method, str(alpha), str(len(group))]
+        for key, _ in SECTION4_COLUMNS:
+            mean, se = mean_se([float(r[key]) for r in group])
+            cells.append(f"{mean:.1f}" if se is None else f"{mean:.1f} ± {se:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(
+        f"(evaluated at steps {curve[0]}-{curve[-1]}, every {curve[1] - curve[0] if len(curve) > 1 else curve[0]}, "
+        f"{first['fd_samples']} generated images each, the digit classifier's features)"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

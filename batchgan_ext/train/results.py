@@ -29,6 +29,7 @@ __all__ = [
     "clears_null_rows",
     "format_table",
     "load_records",
+    "mean_se",
     "null_records",
     "write_json",
 ]
@@ -96,7 +97,8 @@ def null_records(dataset: str, num_samples: int = 2500) -> list[dict]:
     return [dict(dataset=dataset, method=kind, seed=None, **rows[kind]) for kind in NULL_GENERATORS]
 
 
-def _mean_se(values: list[float]) -> tuple[float, float | None]:
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    """The mean and its standard error over runs (None for a single run)."""
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, None
@@ -121,7 +123,7 @@ def aggregate(records: list[dict], keys: tuple[str, ...] = ("dataset", "method")
             if any(name not in r for r in group):  # a metric added after these runs (e.g. inception_score)
                 continue
             values = [r[name] for r in group]
-            row[name] = None if any(v is None for v in values) else _mean_se([float(v) for v in values])
+            row[name] = None if any(v is None for v in values) else mean_se([float(v) for v in values])
         times = [r["wall_seconds"] for r in group if r.get("wall_seconds") is not None]
         row["wall_seconds"] = sum(times) / len(times) if times else None
         rows.append(row)

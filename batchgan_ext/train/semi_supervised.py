@@ -45,7 +45,7 @@ from ..ops._common import check_int, check_real
 from . import techniques
 from .image_datasets import load_digit_images
 from .image_networks import make_image_generator
-from .results import write_json
+from .results import mean_se, write_json
 
 __all__ = [
     "NUM_CLASSES",
@@ -376,15 +376,8 @@ def train_semi_supervised(config: SemiSupervisedConfig, log=None) -> dict:
 # the CLI
 
 
-def _mean_se(values: list[float]) -> tuple[float, float | None]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
-
-
 def _cell(values: list[float]) -> str:
-    mean, se = _mean_se(values)
+    mean, se = mean_se(values)
     return f"{100 * mean:.1f}" + ("" if se is None else f" ± {100 * se:.1f}")
 
 

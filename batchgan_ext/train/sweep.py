@@ -105,11 +105,23 @@ def samples_path(run: Run) -> str:
 
 
 def train_run(
-    run: Run, checkpoint_every: int = 2000, report=None, report_every: int = 250, keep_samples: bool = False
+    run: Run,
+    checkpoint_every: int = 2000,
+    report=None,
+    report_every: int = 250,
+    keep_samples: bool = False,
+    fd_every: int = 0,
+    fd_samples: int = 1000,
 ) -> dict:
     """Trains one run (resuming from its checkpoint when there is one), writes its result file and
     removes the checkpoint. `report(n)` is called with the number of generator steps done since the
-    last call; `keep_samples` also saves the evaluated samples next to the result (plots)."""
+    last call; `keep_samples` also saves the evaluated samples next to the result (plots).
+    `fd_every` > 0 (image datasets): microGAN's section 4 curves (microgan.FDTracker: Intra FD and FD
+    to real images every `fd_every` steps on `fd_samples` samples) go into the record, as
+    ``fd_curve`` and its summary keys ``cumulative_intra_fd``, ``mean_fd`` and ``min_fd``; the curve
+    so far is kept beside the checkpoint, so a resumed run continues it."""
+    tracker = None
+    curve_path = run.checkpoint_path + ".fd.json"
     if os.path.exists(run.checkpoint_path):
         trainer = Trainer.from_checkpoint(run.checkpoint_path)
         if not config_matches(dataclasses.asdict(trainer.config), run.config):
@@ -118,32 +130,52 @@ def train_run(
             report(trainer.step)
     else:
         trainer = Trainer(run.config)
+    if fd_every > 0:
+        from .microgan import FDTracker
+
+        tracker = FDTracker(trainer, fd_every, fd_samples)  # one reference and noise for every run
+        if trainer.step > 0:
+            with open(curve_path) as f:
+                tracker.records = json.load(f)
+        report_every = fd_every
     total = run.config.steps
     while trainer.step < total:
         start = trainer.step
         trainer.train(steps=min(total, (start // report_every + 1) * report_every), progress=False)
+        if tracker is not None:
+            tracker.evaluate()
         if trainer.step % checkpoint_every == 0 and trainer.step < total:
             trainer.save(run.checkpoint_path)
+            if tracker is not None:
+                write_json(curve_path, tracker.records)
         if report:
             report(trainer.step - start)
     metrics = trainer.evaluate()
     if keep_samples:
         os.makedirs(os.path.dirname(os.path.abspath(run.result_path)), exist_ok=True)
         torch.save(trainer.sample(run.config.eval_samples), samples_path(run))
+    section4 = {}
+    if tracker is not None:
+        summary = tracker.summary()
+        section4 = {key: summary[key] for key in ("cumulative_intra_fd", "mean_fd", "min_fd")}
+        section4["fd_curve"] = {key: summary[key] for key in ("step", "intra_fd", "fd")}
+        section4["fd_samples"] = fd_samples
     record = dict(
         dataset=run.config.dataset,
         method=run.config.method,
         seed=run.config.seed,
         gamma=run.config.gamma,
         **metrics,
+        **section4,
         wall_seconds=trainer.train_seconds,
         torch_version=torch.__version__,  # a seed reproduces a run bit for bit on one torch build, not across builds
         config=dataclasses.asdict(run.config),
         history=_thin(trainer.history, HISTORY_POINTS),
     )
     write_json(run.result_path, record)
-    if os.path.exists(run.checkpoint_path):
-        os.remove(run.checkpoint_path)
+    for path in (run.checkpoint_path, curve_path):
+        if os.path.exists(path):
+            os.remove(path)
     return record
 
 
