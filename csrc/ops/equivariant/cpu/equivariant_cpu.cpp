@@ -28,6 +28,8 @@ constexpr int64_t kChunk = 1024;
 // the float32 accumulator of the widest (64 KiB) stays in L2.
 constexpr int64_t kMinReduceChunk = 1024;
 constexpr int64_t kMaxReduceChunk = 16384;
+// Samples the backward epilogue handles per pass over a chunk (backward_rows).
+constexpr int kBackwardRows = 4;
 
 int64_t grain_for(int64_t elements_per_item) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
@@ -90,15 +92,24 @@ BATCHGAN_CPU_MULTIVERSION void forward_run(scalar_t* __restrict__ y, const scala
   }
 }
 
-template <Activation A, typename scalar_t, typename acc_t>
-BATCHGAN_CPU_MULTIVERSION void backward_run(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
-                                            scalar_t* __restrict__ dz, acc_t* __restrict__ acc, int64_t len,
-                                            acc_t slope) {
+// dz = act'(y) dy for kRows samples (rows `stride` apart) over the same run of len values, their
+// sum added to acc in row order: one read and write of acc per kRows rows, where a pass per row
+// re-reads a 64 KiB acc from L2 for every sample (measured 2.2x the time of leaky_relu_backward
+// on the same elements at 64x64x32x32 with one row per pass).
+template <Activation A, int kRows, typename scalar_t, typename acc_t>
+BATCHGAN_CPU_MULTIVERSION void backward_rows(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ y,
+                                             scalar_t* __restrict__ dz, acc_t* __restrict__ acc, int64_t stride,
+                                             int64_t len, acc_t slope) {
 #pragma omp simd
   for (int64_t k = 0; k < len; ++k) {
-    const acc_t d = activation_backward<acc_t>(A, static_cast<acc_t>(dy[k]), static_cast<acc_t>(y[k]), slope);
-    dz[k] = from_acc<scalar_t>(d);
-    acc[k] += d;
+    acc_t sum = acc[k];
+    for (int r = 0; r < kRows; ++r) {
+      const acc_t d = activation_backward<acc_t>(A, static_cast<acc_t>(dy[r * stride + k]),
+                                                 static_cast<acc_t>(y[r * stride + k]), slope);
+      dz[r * stride + k] = from_acc<scalar_t>(d);
+      sum += d;
+    }
+    acc[k] = sum;
   }
 }
 
@@ -311,9 +322,14 @@ struct CpuKernels {
       dispatch_activation(act, [&]<Activation A>() {
         for_set_chunks<acc_t>(l, [&](int64_t g, int64_t k0, int64_t len, acc_t* acc) {
           std::fill(acc, acc + len, acc_t(0));
-          for (int64_t s = 0; s < l.set_size; ++s) {
+          int64_t s = 0;
+          for (; s + kBackwardRows <= l.set_size; s += kBackwardRows) {
             const int64_t off = (g * l.set_size + s) * l.inner + k0;
-            backward_run<A>(dyp + off, yp + off, dzp + off, acc, len, sl);
+            backward_rows<A, kBackwardRows>(dyp + off, yp + off, dzp + off, acc, l.inner, len, sl);
+          }
+          for (; s < l.set_size; ++s) {
+            const int64_t off = (g * l.set_size + s) * l.inner + k0;
+            backward_rows<A, 1>(dyp + off, yp + off, dzp + off, acc, l.inner, len, sl);
           }
           store_run(acc, dsp + g * l.inner + k0, len, acc_t(1));
         });
