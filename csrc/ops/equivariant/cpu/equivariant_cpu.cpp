@@ -28,8 +28,8 @@ constexpr int64_t kChunk = 1024;
 // the float32 accumulator of the widest (64 KiB) stays in L2.
 constexpr int64_t kMinReduceChunk = 1024;
 constexpr int64_t kMaxReduceChunk = 16384;
-// Samples the backward epilogue handles per pass over a chunk (backward_rows).
-constexpr int kBackwardRows = 4;
+// Samples the per-set reductions (set_mean, the backward epilogue) add per pass over a chunk.
+constexpr int kRowsPerPass = 4;
 
 int64_t grain_for(int64_t elements_per_item) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
@@ -113,9 +113,17 @@ BATCHGAN_CPU_MULTIVERSION void backward_rows(const scalar_t* __restrict__ dy, co
   }
 }
 
-template <typename scalar_t, typename acc_t>
-BATCHGAN_CPU_MULTIVERSION void accumulate_run(const scalar_t* __restrict__ x, acc_t* __restrict__ acc, int64_t len) {
-  for (int64_t k = 0; k < len; ++k) acc[k] += static_cast<acc_t>(x[k]);
+// acc += the kRows rows of x (`stride` apart), in row order; one pass over acc per kRows rows, as
+// backward_rows.
+template <int kRows, typename scalar_t, typename acc_t>
+BATCHGAN_CPU_MULTIVERSION void accumulate_rows(const scalar_t* __restrict__ x, acc_t* __restrict__ acc, int64_t stride,
+                                               int64_t len) {
+#pragma omp simd
+  for (int64_t k = 0; k < len; ++k) {
+    acc_t sum = acc[k];
+    for (int r = 0; r < kRows; ++r) sum += static_cast<acc_t>(x[r * stride + k]);
+    acc[k] = sum;
+  }
 }
 
 template <typename scalar_t, typename acc_t>
@@ -269,9 +277,11 @@ struct CpuKernels {
       const acc_t inv = acc_t(1) / static_cast<acc_t>(l.set_size);
       for_set_chunks<acc_t>(l, [&](int64_t g, int64_t k0, int64_t len, acc_t* acc) {
         std::fill(acc, acc + len, acc_t(0));
-        for (int64_t s = 0; s < l.set_size; ++s) {
-          accumulate_run(src + (g * l.set_size + s) * l.inner + k0, acc, len);
+        int64_t s = 0;
+        for (; s + kRowsPerPass <= l.set_size; s += kRowsPerPass) {
+          accumulate_rows<kRowsPerPass>(src + (g * l.set_size + s) * l.inner + k0, acc, l.inner, len);
         }
+        for (; s < l.set_size; ++s) accumulate_rows<1>(src + (g * l.set_size + s) * l.inner + k0, acc, l.inner, len);
         store_run(acc, dst + g * l.inner + k0, len, inv);
       });
     });
@@ -323,9 +333,9 @@ struct CpuKernels {
         for_set_chunks<acc_t>(l, [&](int64_t g, int64_t k0, int64_t len, acc_t* acc) {
           std::fill(acc, acc + len, acc_t(0));
           int64_t s = 0;
-          for (; s + kBackwardRows <= l.set_size; s += kBackwardRows) {
+          for (; s + kRowsPerPass <= l.set_size; s += kRowsPerPass) {
             const int64_t off = (g * l.set_size + s) * l.inner + k0;
-            backward_rows<A, kBackwardRows>(dyp + off, yp + off, dzp + off, acc, l.inner, len, sl);
+            backward_rows<A, kRowsPerPass>(dyp + off, yp + off, dzp + off, acc, l.inner, len, sl);
           }
           for (; s < l.set_size; ++s) {
             const int64_t off = (g * l.set_size + s) * l.inner + k0;
