@@ -118,8 +118,9 @@ def train_run(
     last call; `keep_samples` also saves the evaluated samples next to the result (plots).
     `fd_every` > 0 (image datasets): microGAN's section 4 curves (microgan.FDTracker: Intra FD and FD
     to real images every `fd_every` steps on `fd_samples` samples) go into the record, as
-    ``fd_curve`` and its summary keys ``cumulative_intra_fd``, ``mean_fd`` and ``min_fd``; the curve
-    so far is kept beside the checkpoint, so a resumed run continues it."""
+    ``fd_curve`` and its summary keys ``cumulative_intra_fd``, ``mean_fd`` and ``min_fd``; training
+    then reports every `fd_every` steps (instead of `report_every`), and the curve so far is kept
+    beside the checkpoint, so a resumed run continues it."""
     tracker = None
     curve_path = run.checkpoint_path + ".fd.json"
     if os.path.exists(run.checkpoint_path):
